@@ -1,0 +1,1 @@
+"""World-model environments, their PyBullet twins, wrappers and the comparison tool."""

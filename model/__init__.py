@@ -1,0 +1,1 @@
+"""The PartRM network, drag embedding and propagation, multi-view sources, checkpoints."""

@@ -1,0 +1,11 @@
+"""PartRM-Gym: a part-level 4D world model (PartRM) as Gymnasium environments.
+
+``import partrm_gym`` registers every environment ID (Gymnasium 1.x no longer loads
+entry points), so ``gym.make("PartRM-Drawer-v0")`` works right after the import.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,1 @@
+"""`partrm-gym bench ...`: measurements on this machine, printed as Markdown tables."""

@@ -1,0 +1,65 @@
+"""The single command-line entry point, ``partrm-gym <subcommand>``.
+
+Each subcommand is a small function taking the parsed arguments; heavy imports happen
+inside it so ``partrm-gym --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _sim_preview(args: argparse.Namespace) -> int:
+    from partrm_gym.preview import sim_preview
+
+    path = sim_preview(args.category, args.seed, args.out, resolution=args.resolution, joint=args.joint)
+    print(f"wrote {path}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    if args.what == "render":
+        from partrm_gym.bench.render import bench_render
+
+        bench_render(args)
+    elif args.what == "sim":
+        from partrm_gym.bench.sim import bench_sim
+
+        bench_sim(args)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="partrm-gym", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sim-preview", help="PNG grid of an object's canonical + evaluation views in 3 states")
+    p.add_argument("--category", default="drawer", help="category or alias (drawer, door, microwave, laptop, ...)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="outputs/preview")
+    p.add_argument("--resolution", type=int, default=128)
+    p.add_argument("--joint", type=int, default=0, help="which movable joint to open")
+    p.set_defaults(func=_sim_preview)
+
+    p = sub.add_parser("bench", help="measure speed on this machine and print a Markdown table")
+    p.add_argument("what", choices=["render", "sim"])
+    p.add_argument("--out", default=None, help="also write the table to this Markdown file")
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.set_defaults(func=_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

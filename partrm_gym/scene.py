@@ -1,0 +1,343 @@
+"""An articulated object in its own PyBullet client: joints, normalisation and rendering.
+
+The scene is the ground truth of the project. It owns one DIRECT-mode client, normalises
+the object as DESIGN.md fixes (the union of its bounding boxes over the joint range is
+centred on the origin and fits in a sphere of radius 0.5), and renders RGB, metric depth
+and per-link segmentation from any :class:`~partrm_gym.cameras.Camera` with TinyRenderer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pybullet as p
+from pybullet_utils.bullet_client import BulletClient
+
+from partrm_gym.assets.partnet import load_partnet_folder
+from partrm_gym.assets.procedural import Part, ProceduralObject, generate
+from partrm_gym.cameras import Camera
+
+NEAR, FAR = 0.05, 10.0  # clip planes of the simulator camera, metres
+NORMALISED_RADIUS = 0.5
+LIGHT_DIRECTION = (1.0, 0.6, 2.0)  # from the front-left, above: lights the opening side
+NORMALISE_SAMPLES = 5  # joint fractions sampled when bounding the object over its range
+NORMALISE_PASSES = 4
+NORMALISE_TOLERANCE = 1e-3  # relative slack on the radius, metres on the centre
+BACKGROUND = -1  # segmentation value off the object
+
+
+@contextlib.contextmanager
+def _quiet_c_stdout() -> Iterator[None]:
+    """Silence what PyBullet's C code prints on connect (it writes to fd 1 directly)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # captured/replaced stdout: nothing to silence
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+class SceneError(RuntimeError):
+    """The scene cannot do what was asked (closed, unknown joint, bad values)."""
+
+
+@dataclass(frozen=True)
+class JointInfo:
+    """A movable joint and the links it moves (segmentation values, see :meth:`Scene.render`)."""
+
+    index: int  # PyBullet joint index == index of its child link
+    name: str
+    type: Literal["revolute", "prismatic"]
+    axis: tuple[float, float, float]  # in the child link frame
+    lower: float
+    upper: float
+    child_link: int
+    child_link_name: str
+    moved_links: tuple[int, ...]  # the child link and its descendants
+    semantic: str = ""
+
+    @property
+    def range(self) -> float:
+        return self.upper - self.lower
+
+
+@dataclass
+class SimFrame:
+    """One simulator render: RGB uint8 (H, W, 3); depth float32 (H, W), z along the optical axis in
+    metres, ``inf`` off the object; seg int32 (H, W): -1 off the object, 0 the base, k + 1 link k."""
+
+    rgb: np.ndarray
+    depth: np.ndarray
+    seg: np.ndarray
+
+    @property
+    def object_mask(self) -> np.ndarray:
+        return self.seg != BACKGROUND
+
+    def part_mask(self, joint: JointInfo) -> np.ndarray:
+        return np.isin(self.seg, [link + 1 for link in joint.moved_links])
+
+
+def opengl_matrices(camera: Camera, near: float = NEAR, far: float = FAR) -> tuple[list[float], list[float]]:
+    """PyBullet's column-major view and projection matrices for an OpenCV camera."""
+    view = np.diag([1.0, -1.0, -1.0, 1.0]) @ camera.world_to_cam
+    W, H = camera.width, camera.height
+    fx, fy, cx, cy = camera.K[0, 0], camera.K[1, 1], camera.K[0, 2], camera.K[1, 2]
+    proj = np.array([
+        [2 * fx / W, 0.0, 1.0 - 2 * cx / W, 0.0],
+        [0.0, 2 * fy / H, 2 * cy / H - 1.0, 0.0],
+        [0.0, 0.0, -(far + near) / (far - near), -2 * far * near / (far - near)],
+        [0.0, 0.0, -1.0, 0.0],
+    ])
+    return view.T.flatten().tolist(), proj.T.flatten().tolist()
+
+
+class Scene:
+    """One articulated object in one PyBullet DIRECT client. Use as a context manager or call close()."""
+
+    def __init__(self, urdf_path: str | Path, normalize: bool = True, parts: list[Part] | None = None,
+                 category: str = "", base_yaw_deg: float = 0.0) -> None:
+        urdf_path = Path(urdf_path)
+        if not urdf_path.is_file():
+            raise FileNotFoundError(f"URDF not found: {urdf_path}")
+        self.urdf_path = urdf_path
+        self.category = category
+        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
+        with _quiet_c_stdout():
+            self._client: BulletClient | None = BulletClient(connection_mode=p.DIRECT)
+        self._base_orn = p.getQuaternionFromEuler((0.0, 0.0, math.radians(base_yaw_deg)))
+        self.scale, self.offset = 1.0, np.zeros(3)
+        self.body = self._load(1.0, np.zeros(3))
+        semantics = {part.joint: part.semantic for part in (parts or [])}
+        self.joints = self._read_joints(semantics)
+        if not self.joints:
+            self.close()
+            raise SceneError(f"{urdf_path}: the object has no movable (revolute/prismatic) joint")
+        if normalize:
+            self._normalise(semantics)
+
+    # -- construction -------------------------------------------------------------------------------------
+    @classmethod
+    def from_object(cls, obj: ProceduralObject, normalize: bool = True) -> Scene:
+        """A scene for a procedural object; its URDF lives in a temp folder owned by the scene."""
+        tmp = tempfile.TemporaryDirectory(prefix="partrm_scene_")
+        try:
+            scene = cls(obj.write(tmp.name), normalize=normalize, parts=obj.parts, category=obj.category)
+        except BaseException:
+            tmp.cleanup()
+            raise
+        scene._tmpdir = tmp
+        return scene
+
+    @classmethod
+    def procedural(cls, category: str, seed: int, normalize: bool = True) -> Scene:
+        return cls.from_object(generate(category, seed), normalize=normalize)
+
+    @classmethod
+    def from_partnet(cls, folder: str | Path, normalize: bool = True, base_yaw_deg: float = 0.0) -> Scene:
+        """A PartNet-Mobility folder, validated first so errors name the file and element.
+
+        ``base_yaw_deg`` turns the object about z so its front faces +x (DESIGN.md).
+        """
+        obj = load_partnet_folder(folder)
+        return cls(obj.urdf_path, normalize=normalize, parts=obj.parts, category=obj.category,
+                   base_yaw_deg=base_yaw_deg)
+
+    @property
+    def client(self) -> BulletClient:
+        if self._client is None:
+            raise SceneError("the scene is closed")
+        return self._client
+
+    def _load(self, scale: float, offset: np.ndarray) -> int:
+        try:
+            return self.client.loadURDF(str(self.urdf_path), basePosition=offset.tolist(),
+                                        baseOrientation=self._base_orn, useFixedBase=True, globalScaling=scale)
+        except p.error as e:
+            raise SceneError(f"{self.urdf_path}: PyBullet could not load the URDF ({e})") from e
+
+    def _read_joints(self, semantics: dict[str, str]) -> list[JointInfo]:
+        c = self.client
+        n = c.getNumJoints(self.body)
+        infos = [c.getJointInfo(self.body, j) for j in range(n)]
+        children: dict[int, list[int]] = {}
+        for info in infos:
+            children.setdefault(info[16], []).append(info[0])
+
+        def subtree(link: int) -> tuple[int, ...]:
+            out = [link]
+            for ch in children.get(link, []):
+                out.extend(subtree(ch))
+            return tuple(out)
+
+        joints = []
+        for info in infos:
+            jtype = {p.JOINT_REVOLUTE: "revolute", p.JOINT_PRISMATIC: "prismatic"}.get(info[2])
+            if jtype is None:
+                continue
+            lower, upper = float(info[8]), float(info[9])
+            if upper < lower:  # continuous joints come with upper < lower: give them one full turn
+                lower, upper = -math.pi, math.pi
+            name = info[1].decode()
+            joints.append(JointInfo(
+                index=info[0], name=name, type=jtype, axis=tuple(float(a) for a in info[13]),  # type: ignore[arg-type]
+                lower=lower, upper=upper, child_link=info[0], child_link_name=info[12].decode(),
+                moved_links=subtree(info[0]), semantic=semantics.get(name, ""),
+            ))
+        return joints
+
+    def _normalise(self, semantics: dict[str, str]) -> None:
+        """Rescale and shift so every state fits the unit-radius-0.5 sphere at the origin.
+
+        PyBullet's AABBs carry a collision margin that does not scale with the object, so
+        one pass can overshoot by a fraction of a millimetre; a few corrective passes fix it.
+        """
+        for _ in range(NORMALISE_PASSES):
+            centre, radius = self._bounding_sphere()
+            if radius <= NORMALISED_RADIUS and np.linalg.norm(centre) < NORMALISE_TOLERANCE:
+                return
+            factor = NORMALISED_RADIUS * (1.0 - NORMALISE_TOLERANCE) / radius
+            self.offset = (self.offset - centre) * factor
+            self.scale *= factor
+            self.client.removeBody(self.body)
+            self.body = self._load(self.scale, self.offset)
+            self.joints = self._read_joints(semantics)
+
+    def _bounding_sphere(self) -> tuple[np.ndarray, float]:
+        """Centre and radius of a sphere containing every link's AABB at sampled joint states."""
+        c = self.client
+        lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
+        corners = []
+        for t in np.linspace(0.0, 1.0, NORMALISE_SAMPLES):
+            self.set_joint_states([j.lower + t * j.range for j in self.joints])
+            for link in range(-1, c.getNumJoints(self.body)):
+                a, b = (np.asarray(v) for v in c.getAABB(self.body, link))
+                if not (np.isfinite(a).all() and np.isfinite(b).all()) or (b - a).max() > 1e6:
+                    continue
+                lo, hi = np.minimum(lo, a), np.maximum(hi, b)
+                corners.append(np.array([[x, y, z] for x in (a[0], b[0]) for y in (a[1], b[1]) for z in (a[2], b[2])]))
+        self.set_joint_states([j.lower for j in self.joints])
+        if not corners:
+            raise SceneError(f"{self.urdf_path}: no link has a usable bounding box (no collision geometry?)")
+        centre = (lo + hi) / 2
+        radius = float(np.linalg.norm(np.concatenate(corners) - centre, axis=1).max())
+        if radius <= 0:
+            raise SceneError(f"{self.urdf_path}: the object has zero size")
+        return centre, radius
+
+    # -- joints -----------------------------------------------------------------------------------------
+    def joint(self, key: int | str) -> JointInfo:
+        """A movable joint by its position in :attr:`joints` or by name."""
+        if isinstance(key, str):
+            for j in self.joints:
+                if j.name == key:
+                    return j
+            raise SceneError(f"no movable joint named {key!r}; have {[j.name for j in self.joints]}")
+        if not 0 <= key < len(self.joints):
+            raise SceneError(f"movable joint index {key} out of range 0..{len(self.joints) - 1}")
+        return self.joints[key]
+
+    def get_joint_states(self) -> np.ndarray:
+        c = self.client
+        return np.array([c.getJointState(self.body, j.index)[0] for j in self.joints])
+
+    def set_joint_states(self, values: np.ndarray | list[float], clamp: bool = True) -> None:
+        """Kinematically place every movable joint (order of :attr:`joints`)."""
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape != (len(self.joints),):
+            raise SceneError(f"expected {len(self.joints)} joint values, got shape {values.shape}")
+        if not np.isfinite(values).all():
+            raise SceneError(f"joint values must be finite, got {values}")
+        for j, v in zip(self.joints, values):
+            if clamp:
+                v = min(max(v, j.lower), j.upper)
+            elif not j.lower - 1e-9 <= v <= j.upper + 1e-9:
+                raise SceneError(f"joint {j.name}: value {v} outside its limits [{j.lower}, {j.upper}]")
+            self.client.resetJointState(self.body, j.index, float(v), 0.0)
+
+    def set_joint_fractions(self, fractions: np.ndarray | list[float]) -> None:
+        """Joint states as fractions of each joint's range (0 = lower limit, 1 = upper)."""
+        f = np.clip(np.asarray(fractions, dtype=np.float64), 0.0, 1.0)
+        self.set_joint_states([j.lower + t * j.range for j, t in zip(self.joints, f)])
+
+    def link_pose(self, link: int) -> tuple[np.ndarray, np.ndarray]:
+        """World position and 3x3 rotation of a link frame (-1 = base)."""
+        c = self.client
+        if link == -1:
+            pos, orn = c.getBasePositionAndOrientation(self.body)
+        else:
+            state = c.getLinkState(self.body, link, computeForwardKinematics=True)
+            pos, orn = state[4], state[5]
+        return np.asarray(pos), np.asarray(c.getMatrixFromQuaternion(orn)).reshape(3, 3)
+
+    def to_link_frame(self, link: int, points: np.ndarray) -> np.ndarray:
+        pos, R = self.link_pose(link)
+        return (np.asarray(points) - pos) @ R
+
+    def to_world(self, link: int, local_points: np.ndarray) -> np.ndarray:
+        pos, R = self.link_pose(link)
+        return np.asarray(local_points) @ R.T + pos
+
+    # -- rendering --------------------------------------------------------------------------------------
+    def render(self, camera: Camera) -> SimFrame:
+        """RGB, metric depth and link segmentation with TinyRenderer (CPU, deterministic)."""
+        view, proj = opengl_matrices(camera)
+        _, _, rgba, zbuf, seg = self.client.getCameraImage(
+            camera.width, camera.height, viewMatrix=view, projectionMatrix=proj,
+            renderer=p.ER_TINY_RENDERER, lightDirection=LIGHT_DIRECTION, shadow=0,
+            flags=p.ER_SEGMENTATION_MASK_OBJECT_AND_LINKINDEX,
+        )
+        shape = (camera.height, camera.width)
+        rgb = np.asarray(rgba, dtype=np.uint8).reshape(*shape, 4)[..., :3].copy()
+        seg = np.asarray(seg, dtype=np.int64).reshape(shape)
+        on = seg >= 0
+        link_seg = np.where(on, seg >> 24, BACKGROUND).astype(np.int32)
+        z = np.asarray(zbuf, dtype=np.float64).reshape(shape)
+        depth = FAR * NEAR / (FAR - (FAR - NEAR) * z)
+        depth = np.where(on, depth, np.inf).astype(np.float32)
+        return SimFrame(rgb, depth, link_seg)
+
+    def render_views(self, cameras: list[Camera]) -> list[SimFrame]:
+        return [self.render(cam) for cam in cameras]
+
+    # -- lifetime ---------------------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.disconnect()
+            self._client = None
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
+            self._tmpdir = None
+
+    @property
+    def closed(self) -> bool:
+        return self._client is None
+
+    def __enter__(self) -> Scene:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass

@@ -1,0 +1,1 @@
+"""Scripted and planning policies, Stable-Baselines3 training and evaluation."""

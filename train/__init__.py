@@ -1,0 +1,1 @@
+"""Dataset generation and reading, the training stages, evaluation and baselines."""
