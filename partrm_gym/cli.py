@@ -19,6 +19,18 @@ def _sim_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def _datagen(args: argparse.Namespace) -> int:
+    from partrm_gym.train.datagen import main as datagen_main
+
+    return datagen_main(args)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from partrm_gym.train.verify import main as verify_main
+
+    return verify_main(args)
+
+
 def _bench(args: argparse.Namespace) -> int:
     if args.what == "render":
         from partrm_gym.bench.render import bench_render
@@ -42,6 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=int, default=128)
     p.add_argument("--joint", type=int, default=0, help="which movable joint to open")
     p.set_defaults(func=_sim_preview)
+
+    p = sub.add_parser("datagen", help="generate a PartDrag-4D-style dataset from the simulator (resumable)")
+    p.add_argument("config", help="YAML file or shipped name (data/tiny, data/default, data/paper)")
+    p.add_argument("--out", required=True, help="dataset folder; re-run the same command to resume")
+    p.add_argument("--shard", type=int, default=0, help="this job's shard index (0-based)")
+    p.add_argument("--num-shards", type=int, default=1, help="total number of shards")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_datagen)
+
+    p = sub.add_parser("verify", help="check a dataset and name every missing or corrupt file")
+    p.add_argument("dataset", help="dataset folder")
+    p.set_defaults(func=_verify)
 
     p = sub.add_parser("bench", help="measure speed on this machine and print a Markdown table")
     p.add_argument("what", choices=["render", "sim"])

@@ -1,0 +1,223 @@
+"""``partrm-gym datagen``: PartDrag-4D-style data from the simulator, sharded and resumable.
+
+For each object and each animated part: ``states_per_part`` states evenly spaced between
+the part's limits (other parts at random states), each rendered into the 12 dataset views,
+the 4 input views and the 4 GT-splatter views; then every ordered pair of states of the
+part with drags in each input view. An object is built in a ``.partial-*`` folder and
+renamed into place when complete, so a killed job loses at most the object in progress
+and a re-run of the same command finishes the rest, byte-identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from partrm_gym.assets import generate
+from partrm_gym.cameras import canonical_rig, dataset_rig
+from partrm_gym.config import load_config, to_dict
+from partrm_gym.drags import drags_between_states, pad_drags
+from partrm_gym.io import atomic_write_text
+from partrm_gym.scene import Scene
+from partrm_gym.train.data_config import DataConfig, ObjectSpec, plan_objects, shard_objects
+from partrm_gym.train.data_format import (
+    CONFIG_FILE,
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    NUM_INPUT_VIEWS,
+    OBJECT_FILE,
+    OBJECTS_DIR,
+    PAIRS_FILE,
+    SHARDS_DIR,
+    STATE_ARRAYS,
+    STATES_DIR,
+    URDF_FILE,
+    DatasetError,
+    input_png,
+    read_json,
+    shard_file,
+    view_png,
+    write_json,
+    write_npz,
+    write_png,
+)
+
+PARTIAL_PREFIX = ".partial-"
+
+
+def _object_rng(cfg: DataConfig, spec: ObjectSpec) -> np.random.Generator:
+    return np.random.default_rng([cfg.seed, spec.seed, sum(map(ord, spec.category))])
+
+
+def state_name(part: int, index: int) -> str:
+    return f"p{part}_s{index}"
+
+
+def generate_object(cfg: DataConfig, spec: ObjectSpec, folder: Path) -> dict:
+    """Render every state and pair of one object into ``folder``; returns its object.json content."""
+    rng = _object_rng(cfg, spec)
+    obj = generate(spec.category, spec.seed)
+    inputs, splat_views, views = (canonical_rig(cfg.input_resolution, cfg.rig),
+                                  canonical_rig(cfg.splatter_resolution, cfg.rig),
+                                  dataset_rig(cfg.view_resolution, cfg.rig))
+    (folder / URDF_FILE).write_text(obj.urdf())
+    states_meta, pairs = [], {"src": [], "dst": [], "drags": [], "mask": []}
+    with Scene.from_object(obj) as scene:
+        n_parts = min(len(scene.joints), cfg.max_parts_per_object)
+        animated = sorted(rng.choice(len(scene.joints), size=n_parts, replace=False).tolist())
+        for part in animated:
+            fractions = rng.uniform(0.0, 1.0, len(scene.joints))
+            first = len(states_meta)
+            joint_values, input_frames = [], []
+            for s in range(cfg.states_per_part):
+                fractions[part] = s / (cfg.states_per_part - 1)
+                scene.set_joint_fractions(fractions)
+                values = scene.get_joint_states()
+                joint_values.append(values)
+                name = state_name(part, s)
+                sdir = folder / STATES_DIR / name
+                sdir.mkdir(parents=True)
+                in_frames = scene.render_views(inputs)
+                input_frames.append(in_frames)
+                for v, f in enumerate(in_frames):
+                    write_png(sdir / input_png(v), f.rgb)
+                view_frames = scene.render_views(views)
+                for v, f in enumerate(view_frames):
+                    write_png(sdir / view_png(v), f.rgb)
+                sp = scene.render_views(splat_views)
+                write_npz(sdir / STATE_ARRAYS, {
+                    "depth": np.stack([f.depth for f in view_frames]).astype(np.float16),
+                    "seg": np.stack([f.seg for f in view_frames]).astype(np.int16),
+                    "splat_rgb": np.stack([f.rgb for f in sp]),
+                    "splat_depth": np.stack([f.depth for f in sp]).astype(np.float32),
+                    "splat_mask": np.stack([f.object_mask for f in sp]),
+                })
+                states_meta.append({"name": name, "part": int(part), "joint": scene.joints[part].name,
+                                    "joint_states": [round(float(x), 9) for x in values]})
+            for i in range(cfg.states_per_part):
+                for j in range(cfg.states_per_part):
+                    if i == j:
+                        continue
+                    per_view = [pad_drags(drags_between_states(scene, part, joint_values[i], joint_values[j],
+                                                               cam, cfg.max_drags, rng, frame_a=input_frames[i][v]),
+                                          cfg.max_drags) for v, cam in enumerate(inputs)]
+                    pairs["src"].append(first + i)
+                    pairs["dst"].append(first + j)
+                    pairs["drags"].append(np.stack([d for d, _ in per_view]))
+                    pairs["mask"].append(np.stack([m for _, m in per_view]))
+        joints = [{"name": j.name, "type": j.type, "lower": j.lower, "upper": j.upper, "semantic": j.semantic}
+                  for j in scene.joints]
+        scale = scene.scale
+    write_npz(folder / PAIRS_FILE, {
+        "src": np.asarray(pairs["src"], dtype=np.int32), "dst": np.asarray(pairs["dst"], dtype=np.int32),
+        "drags": np.asarray(pairs["drags"], dtype=np.float32).reshape(-1, NUM_INPUT_VIEWS, cfg.max_drags, 4),
+        "mask": np.asarray(pairs["mask"], dtype=bool).reshape(-1, NUM_INPUT_VIEWS, cfg.max_drags),
+    })
+    meta = {"object_id": spec.object_id, "category": spec.category, "seed": spec.seed, "split": spec.split,
+            "scale": round(float(scale), 9), "joints": joints, "states": states_meta,
+            "num_pairs": len(pairs["src"]), "format_version": FORMAT_VERSION}
+    write_json(folder / OBJECT_FILE, meta)  # written last: its presence marks the object complete
+    return meta
+
+
+def _check_or_write_config(out: Path, cfg: DataConfig) -> None:
+    text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    path = out / CONFIG_FILE
+    if path.exists():
+        if path.read_text() != text:
+            raise DatasetError(f"{path} holds a different config than the one given; use another --out folder "
+                               "or the same config to resume")
+    else:
+        atomic_write_text(path, text)
+
+
+def object_dir(out: Path, spec: ObjectSpec) -> Path:
+    return out / OBJECTS_DIR / spec.object_id
+
+
+def is_complete(out: Path, spec: ObjectSpec) -> bool:
+    return (object_dir(out, spec) / OBJECT_FILE).is_file()
+
+
+def run_shard(cfg: DataConfig, out: Path, shard: int = 0, num_shards: int = 1, progress: bool = True) -> dict:
+    """Generate (or finish) one shard; returns the shard summary it writes."""
+    out.mkdir(parents=True, exist_ok=True)
+    _check_or_write_config(out, cfg)
+    specs = shard_objects(plan_objects(cfg), shard, num_shards)
+    todo = [s for s in specs if not is_complete(out, s)]
+    t0, states = time.perf_counter(), 0
+    bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc=f"datagen shard {shard}/{num_shards}",
+               unit="obj", disable=not progress)
+    for spec in todo:
+        final = object_dir(out, spec)
+        partial = final.with_name(PARTIAL_PREFIX + spec.object_id)
+        if partial.exists():  # left by a killed run: start this object again
+            shutil.rmtree(partial)
+        if final.exists():  # a folder without object.json cannot come from a rename; treat as partial
+            shutil.rmtree(final)
+        partial.mkdir(parents=True)
+        meta = generate_object(cfg, spec, partial)
+        partial.rename(final)
+        states += len(meta["states"])
+        bar.update(1)
+        bar.set_postfix(states_per_s=f"{states / (time.perf_counter() - t0):.1f}")
+    bar.close()
+    summary = _shard_summary(out, specs, shard, num_shards)
+    write_json(out / SHARDS_DIR / shard_file(shard, num_shards), summary)
+    return summary
+
+
+def _shard_summary(out: Path, specs: list[ObjectSpec], shard: int, num_shards: int) -> dict:
+    objects = []
+    for spec in specs:
+        meta = read_json(object_dir(out, spec) / OBJECT_FILE)
+        objects.append({"object_id": spec.object_id, "category": spec.category, "split": spec.split,
+                        "num_states": len(meta["states"]), "num_pairs": meta["num_pairs"]})
+    return {"shard": shard, "num_shards": num_shards, "objects": objects}
+
+
+def merge_manifest(out: Path) -> dict:
+    """Merge every shard summary into manifest.json (objects, per-split counts, missing shards)."""
+    cfg_path = out / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise DatasetError(f"{out}: no {CONFIG_FILE}; is this a dataset folder?")
+    summaries = [read_json(p) for p in sorted((out / SHARDS_DIR).glob("shard-*.json"))]
+    if not summaries:
+        raise DatasetError(f"{out}: no shard summaries in {SHARDS_DIR}/; run datagen first")
+    num_shards = summaries[0]["num_shards"]
+    present = sorted(s["shard"] for s in summaries if s["num_shards"] == num_shards)
+    objects = sorted((o for s in summaries if s["num_shards"] == num_shards for o in s["objects"]),
+                     key=lambda o: o["object_id"])
+    counts: dict[str, dict[str, int]] = {}
+    for o in objects:
+        c = counts.setdefault(o["split"], {"objects": 0, "states": 0, "pairs": 0})
+        c["objects"] += 1
+        c["states"] += o["num_states"]
+        c["pairs"] += o["num_pairs"]
+    manifest = {"format_version": FORMAT_VERSION, "config": yaml.safe_load(cfg_path.read_text()),
+                "num_shards": num_shards, "missing_shards": sorted(set(range(num_shards)) - set(present)),
+                "splits": counts, "objects": objects}
+    write_json(out / MANIFEST_FILE, manifest)
+    return manifest
+
+
+def main(args: argparse.Namespace) -> int:
+    cfg = load_config(DataConfig, args.config)
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    summary = run_shard(cfg, out, args.shard, args.num_shards, progress=not args.quiet)
+    manifest = merge_manifest(out)
+    dt = time.perf_counter() - t0
+    n_states = sum(o["num_states"] for o in summary["objects"])
+    print(f"shard {args.shard}/{args.num_shards}: {len(summary['objects'])} objects, {n_states} states in {dt:.1f} s")
+    if manifest["missing_shards"]:
+        print(f"manifest: waiting for shards {manifest['missing_shards']}")
+    print(f"wrote {out / MANIFEST_FILE}: " + ", ".join(f"{k} {v['objects']} objects / {v['pairs']} pairs"
+                                                      for k, v in sorted(manifest["splits"].items())))
+    return 0

@@ -1,0 +1,139 @@
+"""Reading a generated dataset as training pairs (state i, drags) -> state j.
+
+One item is one ordered pair of states of one part. States are shared by many pairs, so
+decoded states are kept in a per-process LRU cache (``cache_states``), which makes PNG
+decoding a one-off cost per state rather than per pair: loading stays off the critical
+path of CPU training. Cameras and Plücker maps are computed once per dataset.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from partrm_gym.cameras import canonical_rig, dataset_rig, plucker_rays, stack_cameras
+from partrm_gym.config import from_dict
+from partrm_gym.gt_splatter import splatter_from_view
+from partrm_gym.train.data_config import SPLITS, DataConfig
+from partrm_gym.train.data_format import (
+    MANIFEST_FILE,
+    NUM_INPUT_VIEWS,
+    OBJECT_FILE,
+    OBJECTS_DIR,
+    PAIR_ARRAY_KEYS,
+    PAIRS_FILE,
+    STATE_ARRAY_KEYS,
+    STATE_ARRAYS,
+    STATES_DIR,
+    DatasetError,
+    input_png,
+    read_json,
+    read_npz,
+    read_png,
+    view_png,
+)
+
+
+@dataclass(frozen=True)
+class PairIndex:
+    object_id: str
+    pair: int
+    src: str  # state names
+    dst: str
+
+
+def load_manifest(root: Path) -> tuple[dict, DataConfig]:
+    manifest = read_json(root / MANIFEST_FILE)
+    return manifest, from_dict(DataConfig, manifest["config"])
+
+
+class PartDragDataset(Dataset):
+    """Items (dict of tensors):
+
+    ``input_rgb`` (4, 3, H, W) in [0, 1] and ``plucker`` (4, 6, H, W) of the source state;
+    ``drags`` (4, max_drags, 4) in [0, 1] with ``drag_mask`` (4, max_drags);
+    ``splatter_src`` / ``splatter_dst`` (4, 14, h, w) GT splatter images of both states;
+    ``target_rgb`` (12, 3, Hd, Wd) and ``target_mask`` (12, 1, Hd, Wd) of the destination
+    state with ``viewmats`` (12, 4, 4) and ``Ks`` (12, 3, 3) of the dataset rig.
+    """
+
+    def __init__(self, root: str | Path, split: str = "train", cache_states: int = 512,
+                 categories: list[str] | None = None) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        self.root = Path(root)
+        manifest, self.config = load_manifest(self.root)
+        if manifest.get("missing_shards"):
+            raise DatasetError(f"{self.root}: shards {manifest['missing_shards']} have not been generated yet")
+        cfg = self.config
+        self.input_cameras = canonical_rig(cfg.input_resolution, cfg.rig)
+        self.splat_cameras = canonical_rig(cfg.splatter_resolution, cfg.rig)
+        self.view_cameras = dataset_rig(cfg.view_resolution, cfg.rig)
+        self.plucker = torch.stack([plucker_rays(c) for c in self.input_cameras])
+        self.viewmats, self.Ks = stack_cameras(self.view_cameras)
+        self.objects = {o["object_id"]: o for o in manifest["objects"] if o["split"] == split
+                        and (categories is None or o["category"] in categories)}
+        self.items: list[PairIndex] = []
+        self._pairs: dict[str, dict[str, np.ndarray]] = {}
+        for oid in sorted(self.objects):
+            meta = read_json(self.root / OBJECTS_DIR / oid / OBJECT_FILE)
+            pairs = read_npz(self.root / OBJECTS_DIR / oid / PAIRS_FILE, PAIR_ARRAY_KEYS)
+            self._pairs[oid] = pairs
+            names = [s["name"] for s in meta["states"]]
+            self.items += [PairIndex(oid, k, names[s], names[d])
+                           for k, (s, d) in enumerate(zip(pairs["src"].tolist(), pairs["dst"].tolist()))]
+        self._cache: OrderedDict[tuple[str, str], dict[str, torch.Tensor]] = OrderedDict()
+        self._cache_size = cache_states
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def category(self, index: int) -> str:
+        return self.objects[self.items[index].object_id]["category"]
+
+    def state(self, object_id: str, name: str) -> dict[str, torch.Tensor]:
+        """Decoded tensors of one state (cached)."""
+        key = (object_id, name)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        sdir = self.root / OBJECTS_DIR / object_id / STATES_DIR / name
+        arrays = read_npz(sdir / STATE_ARRAYS, STATE_ARRAY_KEYS)
+        inputs = np.stack([read_png(sdir / input_png(v)) for v in range(NUM_INPUT_VIEWS)])
+        views = np.stack([read_png(sdir / view_png(v)) for v in range(len(self.view_cameras))])
+        splatter = np.stack([splatter_from_view(arrays["splat_rgb"][v], arrays["splat_depth"][v],
+                                                arrays["splat_mask"][v], cam)
+                             for v, cam in enumerate(self.splat_cameras)])
+        out = {
+            "input_rgb": torch.from_numpy(inputs).permute(0, 3, 1, 2).float() / 255.0,
+            "splatter": torch.from_numpy(splatter),
+            "target_rgb": torch.from_numpy(views).permute(0, 3, 1, 2).float() / 255.0,
+            "target_mask": torch.from_numpy(arrays["seg"] >= 0).unsqueeze(1).float(),
+            "depth": torch.from_numpy(arrays["depth"].astype(np.float32)),
+        }
+        self._cache[key] = out
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return out
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = self.items[index]
+        src, dst = self.state(item.object_id, item.src), self.state(item.object_id, item.dst)
+        pairs = self._pairs[item.object_id]
+        return {
+            "input_rgb": src["input_rgb"],
+            "plucker": self.plucker,
+            "drags": torch.from_numpy(pairs["drags"][item.pair]),
+            "drag_mask": torch.from_numpy(pairs["mask"][item.pair]),
+            "splatter_src": src["splatter"],
+            "splatter_dst": dst["splatter"],
+            "target_rgb": dst["target_rgb"],
+            "target_mask": dst["target_mask"],
+            "viewmats": self.viewmats,
+            "Ks": self.Ks,
+        }
