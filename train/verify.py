@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tqdm import tqdm
-
 from partrm_gym.train.data_format import (
     MANIFEST_FILE,
     NUM_INPUT_VIEWS,
@@ -26,6 +24,7 @@ from partrm_gym.train.data_format import (
 )
 from partrm_gym.train.datagen import PARTIAL_PREFIX
 from partrm_gym.train.dataset import load_manifest
+from tqdm import tqdm
 
 
 def verify_dataset(root: str | Path, progress: bool = False) -> list[str]:
