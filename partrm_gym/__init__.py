@@ -8,4 +8,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from partrm_gym.envs.registration import register_envs  # noqa: E402
+
+register_envs()
+
 __all__ = ["__version__"]

@@ -33,6 +33,9 @@ NORMALISE_SAMPLES = 5  # joint fractions sampled when bounding the object over i
 NORMALISE_PASSES = 4
 NORMALISE_TOLERANCE = 1e-3  # relative slack on the radius, metres on the centre
 BACKGROUND = -1  # segmentation value off the object
+PHYSICS_STEPS = 240  # 1 s at PyBullet's default 240 Hz
+MOTOR_FORCE = 200.0  # N or N·m: ample for the light procedural parts
+MOTOR_MAX_VELOCITY = 2.0  # m/s or rad/s
 
 
 @contextlib.contextmanager
@@ -276,6 +279,24 @@ class Scene:
         """Joint states as fractions of each joint's range (0 = lower limit, 1 = upper)."""
         f = np.clip(np.asarray(fractions, dtype=np.float64), 0.0, 1.0)
         self.set_joint_states([j.lower + t * j.range for j, t in zip(self.joints, f)])
+
+    def drive_joint(self, joint: int, target: float, steps: int = PHYSICS_STEPS, force: float = MOTOR_FORCE,
+                    max_velocity: float = MOTOR_MAX_VELOCITY) -> float:
+        """Move one joint towards ``target`` by physics: every joint motor off (free joints), a
+        position-controlled motor on this one, ``steps`` simulation steps. Returns the value reached."""
+        c, info = self.client, self.joint(joint)
+        target = float(min(max(target, info.lower), info.upper))
+        c.setGravity(0, 0, 0)  # parts hold their state between steps instead of sagging
+        for j in self.joints:
+            c.setJointMotorControl2(self.body, j.index, p.VELOCITY_CONTROL, targetVelocity=0.0, force=0.0)
+        c.setJointMotorControl2(self.body, info.index, p.POSITION_CONTROL, targetPosition=target, force=force,
+                                maxVelocity=max_velocity)
+        for _ in range(steps):
+            c.stepSimulation()
+        c.setJointMotorControl2(self.body, info.index, p.VELOCITY_CONTROL, targetVelocity=0.0, force=0.0)
+        for j in self.joints:  # stop residual motion so the next render shows a settled state
+            c.resetJointState(self.body, j.index, c.getJointState(self.body, j.index)[0], 0.0)
+        return float(c.getJointState(self.body, info.index)[0])
 
     def link_pose(self, link: int) -> tuple[np.ndarray, np.ndarray]:
         """World position and 3x3 rotation of a link frame (-1 = base)."""

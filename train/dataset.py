@@ -59,7 +59,9 @@ class PartDragDataset(Dataset):
     ``drags`` (4, max_drags, 4) in [0, 1] with ``drag_mask`` (4, max_drags);
     ``splatter_src`` / ``splatter_dst`` (4, 14, h, w) GT splatter images of both states;
     ``target_rgb`` (12, 3, Hd, Wd) and ``target_mask`` (12, 1, Hd, Wd) of the destination
-    state with ``viewmats`` (12, 4, 4) and ``Ks`` (12, 3, 3) of the dataset rig.
+    state with ``viewmats`` (12, 4, 4) and ``Ks`` (12, 3, 3) of the dataset rig; ``source_rgb`` /
+    ``source_mask`` the same views of the source state (stage 0 and the static baseline);
+    ``depth_dst`` (12, Hd, Wd) metric depth of the destination state (``inf`` off the object).
     """
 
     def __init__(self, root: str | Path, split: str = "train", cache_states: int = 512,
@@ -134,6 +136,9 @@ class PartDragDataset(Dataset):
             "splatter_dst": dst["splatter"],
             "target_rgb": dst["target_rgb"],
             "target_mask": dst["target_mask"],
+            "source_rgb": src["target_rgb"],
+            "source_mask": src["target_mask"],
+            "depth_dst": dst["depth"],
             "viewmats": self.viewmats,
             "Ks": self.Ks,
         }

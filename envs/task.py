@@ -1,0 +1,116 @@
+"""What every PartRM environment shares: the task, the spaces, the drag decoding and the reward.
+
+A task is one object (procedural, from a category and a split), one of its parts, and an
+initial and a goal joint state of that part, all drawn from the simulator at ``reset``.
+The reward is defined on images of the observation camera only, so the world-model env
+(imagined renders) and its PyBullet twin (simulator renders) score the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import gymnasium as gym
+import numpy as np
+
+from partrm_gym.assets import HELD_OUT_CATEGORY, TRAIN_CATEGORIES, canonical_category
+from partrm_gym.cameras import Camera, orbit_camera
+from partrm_gym.scene import Scene
+
+# Seed blocks of the env's object splits (disjoint from each other; "test" of a training
+# category means held-out instances, of the held-out category any instance).
+TRAIN_SEEDS = (0, 100_000)
+TEST_SEEDS = (1_000_000, 1_100_000)
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    category: str = "any"  # a category / alias, or "any"
+    split: Literal["train", "test"] = "train"
+    task: Literal["open", "close", "random"] = "open"
+    resolution: int = 64  # observation and goal images
+    obs_azimuth_deg: float = 35.0  # the observation camera sees the front and one side
+    obs_elevation_deg: float = 25.0
+    obs_radius: float = 1.5
+    obs_fov_deg: float = 49.1
+    max_steps: int = 8
+    reward_mode: Literal["dense", "sparse"] = "dense"
+    success_ratio: float = 0.35  # success: image distance to the goal below this fraction of the initial one
+    joint_success_tolerance: float = 0.1  # twin: |q - q_goal| within this fraction of the range
+    min_goal_change: float = 0.4  # fraction of the joint range between initial and goal state
+    dense_scale: float = 10.0
+
+    def categories(self) -> tuple[str, ...]:
+        if self.category == "any":
+            return (HELD_OUT_CATEGORY,) if self.split == "test" else TRAIN_CATEGORIES
+        return (canonical_category(self.category),)
+
+
+@dataclass
+class Task:
+    category: str
+    seed: int
+    joint: int  # position in Scene.joints
+    initial: np.ndarray  # all joint values
+    goal: np.ndarray
+    extras: dict = field(default_factory=dict)
+
+
+def observation_camera(cfg: TaskConfig) -> Camera:
+    return orbit_camera(cfg.obs_azimuth_deg, cfg.obs_elevation_deg, cfg.obs_radius, cfg.obs_fov_deg, cfg.resolution,
+                        name="observation")
+
+
+def make_spaces(cfg: TaskConfig) -> tuple[gym.spaces.Box, gym.spaces.Dict]:
+    """Action: a drag in [-1, 1]^4 (x0, y0, x1, y1). Observation: current and goal RGB images."""
+    image = gym.spaces.Box(0, 255, (cfg.resolution, cfg.resolution, 3), np.uint8)
+    return (gym.spaces.Box(-1.0, 1.0, (4,), np.float32),
+            gym.spaces.Dict({"image": image, "goal": image}))
+
+
+def decode_action(action: np.ndarray) -> np.ndarray:
+    """Env action in [-1, 1]^4 -> drag in [0, 1]^4. Non-finite actions are an error; others are clipped."""
+    a = np.asarray(action, dtype=np.float64).reshape(-1)
+    if a.shape != (4,):
+        raise ValueError(f"action must have 4 values (x0, y0, x1, y1), got shape {np.shape(action)}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"action contains NaN or inf: {a}")
+    return (np.clip(a, -1.0, 1.0) + 1.0) / 2.0
+
+
+def sample_task(cfg: TaskConfig, rng: np.random.Generator) -> tuple[Task, Scene]:
+    """Draw an object, a part and initial/goal states; returns the task and its open scene."""
+    cats = cfg.categories()
+    category = cats[int(rng.integers(len(cats)))]
+    held_out_cat = category == HELD_OUT_CATEGORY and category not in TRAIN_CATEGORIES
+    lo, hi = TEST_SEEDS if (cfg.split == "test" and not held_out_cat) else TRAIN_SEEDS
+    seed = int(rng.integers(lo, hi))
+    scene = Scene.procedural(category, seed)
+    joint = int(rng.integers(len(scene.joints)))
+    fractions = rng.uniform(0.0, 1.0, len(scene.joints))
+    mode = cfg.task if cfg.task != "random" else ("open" if rng.random() < 0.5 else "close")
+    gap = cfg.min_goal_change
+    start = rng.uniform(0.0, 1.0 - gap)
+    end = rng.uniform(start + gap, 1.0)
+    if mode == "close":
+        start, end = end, start
+    init_f, goal_f = fractions.copy(), fractions.copy()
+    init_f[joint], goal_f[joint] = start, end
+    span = np.array([j.range for j in scene.joints])
+    low = np.array([j.lower for j in scene.joints])
+    return Task(category, seed, joint, low + init_f * span, low + goal_f * span), scene
+
+
+def image_distance(image: np.ndarray, goal: np.ndarray) -> float:
+    """Mean absolute difference in [0, 1] between two uint8 images."""
+    return float(np.abs(image.astype(np.float32) - goal.astype(np.float32)).mean() / 255.0)
+
+
+def reward_and_success(cfg: TaskConfig, distance: float, previous: float, initial: float) -> tuple[float, bool]:
+    """Dense: progress towards the goal image (scaled); sparse: 1 on success. Success is relative to the start."""
+    success = distance <= cfg.success_ratio * max(initial, 1e-6)
+    if cfg.reward_mode == "sparse":
+        return float(success), success
+    return cfg.dense_scale * (previous - distance), success
+
