@@ -40,6 +40,10 @@ def _bench(args: argparse.Namespace) -> int:
         from partrm_gym.bench.sim import bench_sim
 
         bench_sim(args)
+    elif args.what == "gt-splatter":
+        from partrm_gym.bench.gt_splatter import bench_gt_splatter
+
+        bench_gt_splatter(args)
     return 0
 
 
@@ -68,10 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_verify)
 
     p = sub.add_parser("bench", help="measure speed on this machine and print a Markdown table")
-    p.add_argument("what", choices=["render", "sim"])
+    p.add_argument("what", choices=["render", "sim", "gt-splatter"])
     p.add_argument("--out", default=None, help="also write the table to this Markdown file")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--resolution", type=int, default=64, help="gt-splatter: image and splatter resolution")
+    p.add_argument("--objects", type=int, default=3, help="gt-splatter: objects per category")
     p.set_defaults(func=_bench)
     return parser
 

@@ -29,6 +29,9 @@ from partrm_gym.cameras import Camera
 NEAR, FAR = 0.05, 10.0  # clip planes of the simulator camera, metres
 NORMALISED_RADIUS = 0.5
 LIGHT_DIRECTION = (1.0, 0.6, 2.0)  # from the front-left, above: lights the opening side
+# Lambertian only (no specular): a surface has one colour from every view, as Gaussians with
+# view-independent colour (degree-0 SH) can represent.
+LIGHT_AMBIENT, LIGHT_DIFFUSE = 0.6, 0.4
 NORMALISE_SAMPLES = 5  # joint fractions sampled when bounding the object over its range
 NORMALISE_PASSES = 4
 NORMALISE_TOLERANCE = 1e-3  # relative slack on the radius, metres on the centre
@@ -323,6 +326,7 @@ class Scene:
         _, _, rgba, zbuf, seg = self.client.getCameraImage(
             camera.width, camera.height, viewMatrix=view, projectionMatrix=proj,
             renderer=p.ER_TINY_RENDERER, lightDirection=LIGHT_DIRECTION, shadow=0,
+            lightAmbientCoeff=LIGHT_AMBIENT, lightDiffuseCoeff=LIGHT_DIFFUSE, lightSpecularCoeff=0.0,
             flags=p.ER_SEGMENTATION_MASK_OBJECT_AND_LINKINDEX,
         )
         shape = (camera.height, camera.width)
