@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+
 from partrm_gym.train.data_config import DataConfig, plan_objects
 from partrm_gym.train.data_format import DatasetError
 from partrm_gym.train.datagen import merge_manifest, run_shard
