@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from partrm_gym.model.segmenters import Segmenter
 
 from partrm_gym.cameras import Camera
 from partrm_gym.drags import pad_drags, to_normalised, to_pixels, validate_drags
+from partrm_gym.model.segmenters import Segmenter
 
 VISIBILITY_TOLERANCE = 0.02  # metres: a start whose depth differs more from the view's is not what it shows
 

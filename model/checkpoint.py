@@ -1,0 +1,80 @@
+"""Checkpoints: ``model.safetensors`` + ``config.yaml`` (ModelConfig) + ``provenance.json``. No pickles.
+
+Loading checks everything a user can get wrong and says what to do: missing files, a corrupt
+weights file, weights that do not fit the config (the first mismatched tensors are named).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from partrm_gym.config import ConfigError, load_config, save_config
+from partrm_gym.io import atomic_write_json
+from partrm_gym.model.config import ModelConfig
+from partrm_gym.model.partrm import PartRM
+
+WEIGHTS, CONFIG, PROVENANCE = "model.safetensors", "config.yaml", "provenance.json"
+MISMATCHES_SHOWN = 5
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint folder is incomplete, corrupt or does not match its config."""
+
+
+def save_checkpoint(model: torch.nn.Module, config: ModelConfig, folder: str | Path,
+                    provenance: dict[str, Any] | None = None) -> Path:
+    """Write the three files; the weights go through a temp file so a kill never leaves half a file."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = folder / f".{WEIGHTS}.tmp"
+    save_file(state, str(tmp), metadata={"format": "pt"})
+    tmp.replace(folder / WEIGHTS)
+    save_config(config, folder / CONFIG)
+    atomic_write_json(folder / PROVENANCE, provenance or {})
+    return folder
+
+
+def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu"
+                    ) -> tuple[PartRM, ModelConfig, dict[str, Any]]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder}: no such checkpoint folder (expected {WEIGHTS}, {CONFIG}, {PROVENANCE})")
+    for name in (WEIGHTS, CONFIG):
+        if not (folder / name).is_file():
+            raise CheckpointError(f"{folder / name} is missing; a checkpoint folder needs {WEIGHTS} and {CONFIG} "
+                                  "(written by `partrm-gym train`)")
+    try:
+        config = load_config(ModelConfig, folder / CONFIG)
+    except (ConfigError, ValueError) as e:
+        raise CheckpointError(f"{folder / CONFIG}: invalid model config ({e})") from None
+    try:
+        state = load_file(str(folder / WEIGHTS))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{folder / WEIGHTS} is corrupt ({e}); copy it again or retrain") from None
+    model = PartRM(config)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+             if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        details = "; ".join(filter(None, [
+            f"missing {missing[:MISMATCHES_SHOWN]}" if missing else "",
+            f"unexpected {unexpected[:MISMATCHES_SHOWN]}" if unexpected else "",
+            f"wrong shape {wrong[:MISMATCHES_SHOWN]}" if wrong else ""]))
+        raise CheckpointError(f"{folder / WEIGHTS} does not match {folder / CONFIG}: {details}")
+    model.load_state_dict(state)
+    provenance = {}
+    if (folder / PROVENANCE).is_file():
+        try:
+            provenance = json.loads((folder / PROVENANCE).read_text())
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{folder / PROVENANCE} is not valid JSON ({e})") from None
+    return model.to(device).eval(), config, provenance

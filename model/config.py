@@ -1,0 +1,53 @@
+"""Model sizes as YAML-backed dataclasses (configs/model/{tiny,base,paper}.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from partrm_gym.drags import DEFAULT_MAX_DRAGS
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "tiny"
+    input_size: int = 64  # input views are input_size² (4 views + Plücker rays = 9 channels each)
+    views: int = 4
+    # Asymmetric UNet (LGM): a downsampling after every down level but the last, an upsampling
+    # after every up level but the last; fewer up levels than down levels = lower output resolution.
+    down_channels: tuple[int, ...] = (32, 64, 128, 128)
+    down_attention: tuple[bool, ...] = (False, False, True, True)
+    mid_attention: bool = True
+    up_channels: tuple[int, ...] = (128, 64, 32)
+    up_attention: tuple[bool, ...] = (True, False, False)
+    layers_per_block: int = 1
+    attention_heads: int = 4
+    # drag embedding (the seed's code: 8 Fourier frequencies, MLP 32 -> 128 -> 256 -> C/2 per point and level)
+    max_drags: int = DEFAULT_MAX_DRAGS
+    drag_frequencies: int = 8
+    drag_hidden: tuple[int, int] = (128, 256)
+    drag_levels: tuple[bool, ...] = (True, True, True, True)  # inject at these down levels
+    # Gaussian head: position = ray origin + depth · ray direction (+ a small offset)
+    rig_radius: float = 1.5
+    depth_range: float = 0.7  # depth along the ray in rig_radius ± depth_range
+    max_offset: float = 0.05
+    scale_unit: float = 0.01  # scales = softplus(raw) · scale_unit, world units
+    min_scale: float = 1e-4
+
+    def __post_init__(self) -> None:
+        n = len(self.down_channels)
+        if len(self.down_attention) != n or len(self.drag_levels) != n:
+            raise ValueError("down_channels, down_attention and drag_levels need one entry per down level")
+        if len(self.up_attention) != len(self.up_channels):
+            raise ValueError("up_channels and up_attention need one entry per up level")
+        if len(self.up_channels) >= n:
+            raise ValueError("the UNet must have fewer up levels than down levels (asymmetric, as LGM)")
+        if self.input_size % 2 ** (n - 1):
+            raise ValueError(f"input_size {self.input_size} must be divisible by {2 ** (n - 1)}")
+        if any(c % 8 for c in (*self.down_channels, *self.up_channels)):
+            raise ValueError("channel counts must be multiples of 8 (GroupNorm)")
+
+    @property
+    def output_size(self) -> int:
+        """Side of the splatter images."""
+        bottom = self.input_size // 2 ** (len(self.down_channels) - 1)
+        return bottom * 2 ** (len(self.up_channels) - 1)

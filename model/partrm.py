@@ -1,0 +1,66 @@
+"""PartRM: 4 views + Plücker rays + drags -> splatter images of the next state.
+
+The Gaussian head activates each channel group: position = ray origin + depth · ray
+direction (depth = rig_radius + depth_range · tanh) plus a bounded offset — a pixel-aligned
+parameterisation (as Splatter Image) that starts every Gaussian on its own pixel's ray —
+opacity sigmoid, scale softplus · scale_unit, rotation normalised (identity at zero output),
+RGB sigmoid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from partrm_gym.cameras import RigConfig, canonical_rig
+from partrm_gym.gaussians import SPLATTER_CHANNELS
+from partrm_gym.model.config import ModelConfig
+from partrm_gym.model.drag_embedding import MultiScaleDragEmbedding
+from partrm_gym.model.unet import AsymmetricUNet
+
+IN_CHANNELS = 9  # RGB + Plücker (6)
+RAW_CHANNELS = 1 + 3 + 1 + 3 + 4 + 3  # depth, offset, opacity, scale, rotation, RGB
+
+
+class PartRM(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.unet = AsymmetricUNet(cfg, IN_CHANNELS, RAW_CHANNELS)
+        self.drag_embedding = MultiScaleDragEmbedding(cfg)
+        cams = canonical_rig(cfg.output_size, RigConfig(radius=cfg.rig_radius))
+        origins, dirs = zip(*(c.rays() for c in cams))
+        self.register_buffer("ray_o", torch.from_numpy(np.stack(origins)).float().permute(0, 3, 1, 2),
+                             persistent=False)
+        self.register_buffer("ray_d", torch.from_numpy(np.stack(dirs)).float().permute(0, 3, 1, 2),
+                             persistent=False)
+
+    def forward(self, images: torch.Tensor, plucker: torch.Tensor, drags: torch.Tensor | None = None,
+                drag_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """images (B, V, 3, H, W) in [0, 1], plucker (B, V, 6, H, W), drags (B, V, D, 4), mask (B, V, D)
+        -> splatter images (B, V, 14, h, w). ``drags=None`` reconstructs the current state."""
+        B, V = images.shape[:2]
+        x = torch.cat([images * 2 - 1, plucker], dim=2).flatten(0, 1)
+        modulate = None
+        if drags is not None:
+            mask = drag_mask if drag_mask is not None else torch.ones(drags.shape[:-1], dtype=torch.bool,
+                                                                      device=drags.device)
+            modulate = self.drag_embedding.modulator(drags, mask)
+        raw = self.unet(x, modulate).unflatten(0, (B, V))
+        return self.activate(raw)
+
+    def activate(self, raw: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        depth = cfg.rig_radius + cfg.depth_range * torch.tanh(raw[:, :, 0:1])
+        offset = cfg.max_offset * torch.tanh(raw[:, :, 1:4])
+        xyz = self.ray_o + depth * self.ray_d + offset
+        opacity = torch.sigmoid(raw[:, :, 4:5])
+        scale = F.softplus(raw[:, :, 5:8]) * cfg.scale_unit + cfg.min_scale
+        rot = raw[:, :, 8:12] + torch.tensor([1.0, 0, 0, 0], device=raw.device, dtype=raw.dtype)[:, None, None]
+        rot = F.normalize(rot, dim=2)
+        rgb = torch.sigmoid(raw[:, :, 12:15])
+        out = torch.cat([xyz, opacity, scale, rot, rgb], dim=2)
+        assert out.shape[2] == SPLATTER_CHANNELS
+        return out

@@ -1,0 +1,86 @@
+"""The inference API: ``WorldModel.from_pretrained()`` and ``predict(views, drags) -> Gaussians``.
+
+It wraps the network with what every caller needs: the canonical input rig at the model's
+input resolution and its Plücker maps (computed once), uint8/float input handling, and
+``torch.inference_mode``. With no path, the default model bundled in the package is loaded.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from partrm_gym.cameras import Camera, RigConfig, canonical_rig, plucker_rays
+from partrm_gym.gaussians import Gaussians
+from partrm_gym.model.checkpoint import load_checkpoint
+
+DEFAULT_WEIGHTS = "default"  # folder under partrm_gym/model/weights/
+
+
+def default_checkpoint_dir() -> Path:
+    return Path(str(resources.files("partrm_gym.model").joinpath("weights", DEFAULT_WEIGHTS)))
+
+
+class WorldModel:
+    def __init__(self, network: torch.nn.Module, config: object, device: str | torch.device = "cpu",
+                 rig: RigConfig | None = None, provenance: dict | None = None) -> None:
+        self.network = network.to(device).eval()
+        self.config = config
+        self.device = torch.device(device)
+        self.provenance = provenance or {}
+        self.rig = rig or RigConfig()
+        self.input_size = int(config.input_size)  # type: ignore[attr-defined]
+        self.max_drags = int(config.max_drags)  # type: ignore[attr-defined]
+        self.input_cameras: list[Camera] = canonical_rig(self.input_size, self.rig)
+        self.plucker = torch.stack([plucker_rays(c) for c in self.input_cameras]).to(self.device)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> WorldModel:
+        """Load a checkpoint folder (model.safetensors + config.yaml + provenance.json); None = bundled default."""
+        folder = Path(path) if path is not None else default_checkpoint_dir()
+        if path is None and not folder.is_dir():
+            raise FileNotFoundError(
+                f"the bundled default model is missing from {folder}; reinstall partrm-gym, or pass a checkpoint "
+                "folder written by `partrm-gym train` (…/final)")
+        network, config, provenance = load_checkpoint(folder, device=device)
+        return cls(network, config, device, provenance=provenance)
+
+    def _views(self, views: torch.Tensor | np.ndarray) -> torch.Tensor:
+        v = torch.as_tensor(views)
+        if v.dtype == torch.uint8:  # (B, V, H, W, 3) images
+            v = v.permute(0, 1, 4, 2, 3).float() / 255.0
+        if v.ndim != 5 or v.shape[1:3] != (4, 3):
+            raise ValueError(f"views must be (B, 4, 3, H, W) floats in [0, 1] or (B, 4, H, W, 3) uint8, got "
+                             f"{tuple(v.shape)} {v.dtype}")
+        if v.shape[-2:] != (self.input_size, self.input_size):
+            v = torch.nn.functional.interpolate(v.flatten(0, 1), size=(self.input_size,) * 2, mode="bilinear",
+                                                antialias=True, align_corners=False).unflatten(0, v.shape[:2])
+        if not torch.isfinite(v).all():
+            raise ValueError("views contain NaN or inf")
+        return v.to(self.device)
+
+    @torch.inference_mode()
+    def predict_splatter(self, views: torch.Tensor | np.ndarray, drags: torch.Tensor | np.ndarray | None = None,
+                         drag_mask: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
+        """Splatter images (B, 4, 14, h, w) of the next state; drags None = reconstruct the current state."""
+        v = self._views(views)
+        B = v.shape[0]
+        d = m = None
+        if drags is not None:
+            d = torch.as_tensor(drags, dtype=torch.float32, device=self.device)
+            m = (torch.as_tensor(drag_mask, dtype=torch.bool, device=self.device) if drag_mask is not None
+                 else torch.ones(d.shape[:-1], dtype=torch.bool, device=self.device))
+            if d.shape != (B, 4, self.max_drags, 4) or m.shape != d.shape[:-1]:
+                raise ValueError(f"drags must be (B, 4, {self.max_drags}, 4) with a (B, 4, {self.max_drags}) mask; "
+                                 f"got {tuple(d.shape)} and {tuple(m.shape)}")
+            if not torch.isfinite(d).all() or (d < 0).any() or (d > 1).any():
+                raise ValueError("drags must be finite and normalised to [0, 1]")
+        return self.network(v, self.plucker.expand(B, -1, -1, -1, -1), d, m).float()
+
+    def predict(self, views: torch.Tensor | np.ndarray, drags: torch.Tensor | np.ndarray | None = None,
+                drag_mask: torch.Tensor | np.ndarray | None = None) -> Gaussians:
+        """The next state as Gaussians (B, 4·h·w)."""
+        return Gaussians.from_splatter(self.predict_splatter(views, drags, drag_mask))
