@@ -31,6 +31,18 @@ def _verify(args: argparse.Namespace) -> int:
     return verify_main(args)
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from partrm_gym.train.evaluate import main as eval_main
+
+    return eval_main(args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from partrm_gym.train.train import main as train_main
+
+    return train_main(args.rest)
+
+
 def _bench(args: argparse.Namespace) -> int:
     if args.what == "render":
         from partrm_gym.bench.render import bench_render
@@ -70,6 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check a dataset and name every missing or corrupt file")
     p.add_argument("dataset", help="dataset folder")
     p.set_defaults(func=_verify)
+
+    p = sub.add_parser("train", help="one training stage (see configs/train/); torchrun -m partrm_gym.train for DDP",
+                       add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="CONFIG.yaml [--resume] [--out DIR] [--steps N] ...")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("eval", help="score a checkpoint against the static baseline and the GT upper bound")
+    p.add_argument("checkpoint", help="checkpoint folder, or 'none' for the baselines only")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--out", default="outputs/eval")
+    p.add_argument("--max-pairs", type=int, default=None, help="score this many pairs spread over the split")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_eval)
 
     p = sub.add_parser("bench", help="measure speed on this machine and print a Markdown table")
     p.add_argument("what", choices=["render", "sim", "gt-splatter"])

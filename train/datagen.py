@@ -17,6 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from tqdm import tqdm
+
+from partrm_gym.assets import generate
+from partrm_gym.cameras import canonical_rig, dataset_rig
+from partrm_gym.config import load_config, to_dict
+from partrm_gym.drags import drags_between_states, pad_drags
+from partrm_gym.io import atomic_write_text
+from partrm_gym.scene import Scene
 from partrm_gym.train.data_config import DataConfig, ObjectSpec, plan_objects, shard_objects
 from partrm_gym.train.data_format import (
     CONFIG_FILE,
@@ -39,14 +47,6 @@ from partrm_gym.train.data_format import (
     write_npz,
     write_png,
 )
-from tqdm import tqdm
-
-from partrm_gym.assets import generate
-from partrm_gym.cameras import canonical_rig, dataset_rig
-from partrm_gym.config import load_config, to_dict
-from partrm_gym.drags import drags_between_states, pad_drags
-from partrm_gym.io import atomic_write_text
-from partrm_gym.scene import Scene
 
 PARTIAL_PREFIX = ".partial-"
 

@@ -14,6 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
+
+from partrm_gym.cameras import canonical_rig, dataset_rig, plucker_rays, stack_cameras
+from partrm_gym.config import from_dict
+from partrm_gym.gt_splatter import splatter_from_view
 from partrm_gym.train.data_config import SPLITS, DataConfig
 from partrm_gym.train.data_format import (
     MANIFEST_FILE,
@@ -32,11 +37,6 @@ from partrm_gym.train.data_format import (
     read_png,
     view_png,
 )
-from torch.utils.data import Dataset
-
-from partrm_gym.cameras import canonical_rig, dataset_rig, plucker_rays, stack_cameras
-from partrm_gym.config import from_dict
-from partrm_gym.gt_splatter import splatter_from_view
 
 
 @dataclass(frozen=True)

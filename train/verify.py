@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tqdm import tqdm
+
 from partrm_gym.train.data_format import (
     MANIFEST_FILE,
     NUM_INPUT_VIEWS,
@@ -24,7 +26,6 @@ from partrm_gym.train.data_format import (
 )
 from partrm_gym.train.datagen import PARTIAL_PREFIX
 from partrm_gym.train.dataset import load_manifest
-from tqdm import tqdm
 
 
 def verify_dataset(root: str | Path, progress: bool = False) -> list[str]:

@@ -1,0 +1,176 @@
+"""``partrm-gym eval CHECKPOINT --data DIR --split test``: the model against its baselines.
+
+For every pair of the split, three predictions of the next state are scored over the 8
+evaluation views (dataset views at azimuths no input view has):
+
+* ``static`` — "nothing moved": the current state's GT splatter;
+* ``model`` — PartRM's predicted splatter;
+* ``gt_upper_bound`` — the next state's GT splatter (the best any reconstruction from the
+  4 input views can do).
+
+PSNR and SSIM over the 8 views, LPIPS when a local backbone is configured (else reported as
+unavailable), and Chamfer distance between opacity-weighted Gaussian centres and the
+simulator's back-projected points of the next state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from partrm_gym.cameras import evaluation_view_indices
+from partrm_gym.gaussians import OPACITY, XYZ
+from partrm_gym.io import atomic_write_bytes, atomic_write_image, atomic_write_json, atomic_write_text
+from partrm_gym.metrics import chamfer_distance, psnr, ssim
+from partrm_gym.model.checkpoint import load_checkpoint
+from partrm_gym.preview import image_grid
+from partrm_gym.train.dataset import PartDragDataset
+from partrm_gym.train.losses import render_views
+
+METHODS = ("static", "model", "gt_upper_bound")
+METRICS = ("psnr", "ssim", "chamfer")
+CHAMFER_POINTS = 4096  # points per side, subsampled for speed
+OPACITY_FLOOR = 0.05  # Gaussians fainter than this are left out of the Chamfer distance
+
+
+def simulator_points(depth: torch.Tensor, dataset: PartDragDataset, rng: np.random.Generator) -> np.ndarray:
+    """Back-projected object pixels of the 12 dataset views of one state, subsampled."""
+    pts = []
+    for v, cam in enumerate(dataset.view_cameras):
+        d = depth[v].numpy()
+        rows, cols = np.nonzero(np.isfinite(d))
+        uv = np.stack([cols + 0.5, rows + 0.5], axis=1)
+        pts.append(cam.backproject(uv, d[rows, cols].astype(np.float64)))
+    all_pts = np.concatenate(pts)
+    return all_pts[rng.choice(len(all_pts), size=min(CHAMFER_POINTS, len(all_pts)), replace=False)]
+
+
+def splatter_points(splatter: torch.Tensor, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Centres and opacities of the visible Gaussians of one splatter image (V, 14, h, w)."""
+    xyz = splatter[:, XYZ].permute(0, 2, 3, 1).reshape(-1, 3).numpy()
+    op = splatter[:, OPACITY].reshape(-1).numpy()
+    keep = np.nonzero(op > OPACITY_FLOOR)[0]
+    if len(keep) > CHAMFER_POINTS:
+        keep = rng.choice(keep, size=CHAMFER_POINTS, replace=False)
+    return xyz[keep], op[keep]
+
+
+@torch.no_grad()
+def evaluate(checkpoint: str | Path | None, data: str | Path, split: str = "test", max_pairs: int | None = None,
+             device: str = "cpu", seed: int = 0, sample_png: Path | None = None) -> list[dict]:
+    """One row per (pair, method) with the metrics; the model row is skipped without a checkpoint."""
+    dataset = PartDragDataset(data, split)
+    model = None
+    if checkpoint is not None:
+        model, _, _ = load_checkpoint(checkpoint, device=device)
+        model.eval()
+    views = torch.tensor(evaluation_view_indices(dataset.config.rig))
+    n = len(dataset) if max_pairs is None else min(max_pairs, len(dataset))
+    # spread the evaluated pairs over all objects when only some are scored
+    order = np.linspace(0, len(dataset) - 1, n).round().astype(int) if n < len(dataset) else np.arange(n)
+    rng = np.random.default_rng(seed)
+    rows, grid = [], []
+    for i in tqdm(order, desc=f"eval {split}", unit="pair"):
+        item = dataset[int(i)]
+        batch = {k: v.unsqueeze(0).to(device) for k, v in item.items()}
+        preds = {"static": batch["splatter_src"], "gt_upper_bound": batch["splatter_dst"]}
+        if model is not None:
+            preds["model"] = model(batch["input_rgb"], batch["plucker"], batch["drags"], batch["drag_mask"]).float()
+        target = batch["target_rgb"][:, views]
+        truth_pts = simulator_points(item["depth_dst"], dataset, rng) if "depth_dst" in item else None
+        renders = {}
+        for method, splat in preds.items():
+            rgb, _ = render_views(splat, batch["viewmats"][:, views], batch["Ks"][:, views],
+                                  target.shape[-1], target.shape[-2])
+            rgb = rgb.clamp(0, 1)
+            renders[method] = rgb
+            row = {"pair": int(i), "category": dataset.category(int(i)), "method": method,
+                   "psnr": float(psnr(rgb, target)),
+                   "ssim": float(np.mean([ssim(rgb[0, v], target[0, v]) for v in range(len(views))]))}
+            if truth_pts is not None:
+                pts, w = splatter_points(splat[0].cpu(), rng)
+                row["chamfer"] = float(chamfer_distance(pts, truth_pts, weights_a=w)) if len(pts) else float("nan")
+            rows.append(row)
+        if sample_png is not None and len(grid) < 6:
+            to_u8 = lambda t: (t.clamp(0, 1) * 255).byte().permute(1, 2, 0).cpu().numpy()  # noqa: E731
+            grid.append([to_u8(target[0, v]) for v in (0, 3)] +
+                        [to_u8(renders[m][0, v]) for m in METHODS if m in renders for v in (0, 3)])
+    if sample_png is not None and grid:
+        atomic_write_image(sample_png, image_grid(grid))
+    return rows
+
+
+def summarise(rows: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """{category | 'all': {method: {metric: mean}}}."""
+    acc: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        for key in (r["category"], "all"):
+            for m in METRICS:
+                if m in r and np.isfinite(r[m]):
+                    acc[(key, r["method"])][m].append(r[m])
+    out: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
+    for (cat, method), vals in acc.items():
+        out[cat][method] = {m: float(np.mean(v)) for m, v in vals.items()}
+        out[cat][method]["pairs"] = len(next(iter(vals.values())))
+    return dict(out)
+
+
+def markdown(summary: dict, lpips_note: str) -> str:
+    lines = ["| category | method | pairs | PSNR ↑ | SSIM ↑ | Chamfer ↓ |", "|---|---|---|---|---|---|"]
+    for cat in sorted(summary, key=lambda c: (c == "all", c)):
+        for method in METHODS:
+            if method in summary[cat]:
+                s = summary[cat][method]
+                lines.append(f"| {cat} | {method} | {s['pairs']} | {s.get('psnr', float('nan')):.2f} | "
+                             f"{s.get('ssim', float('nan')):.4f} | {s.get('chamfer', float('nan')):.4f} |")
+    return "\n".join(lines) + f"\n\nLPIPS: {lpips_note}\n"
+
+
+def plot(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cats = sorted(summary, key=lambda c: (c == "all", c))
+    fig, ax = plt.subplots(figsize=(1.6 * len(cats) + 2, 3.2))
+    width = 0.8 / len(METHODS)
+    for k, method in enumerate(METHODS):
+        vals = [summary[c].get(method, {}).get("psnr", np.nan) for c in cats]
+        ax.bar(np.arange(len(cats)) + k * width, vals, width, label=method)
+    ax.set_xticks(np.arange(len(cats)) + width, cats, rotation=20)
+    ax.set_ylabel("PSNR (dB), 8 evaluation views")
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def main(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    rows = evaluate(None if args.checkpoint in ("none", "") else args.checkpoint, args.data, args.split,
+                    args.max_pairs, args.device, sample_png=out / f"samples_{args.split}.png")
+    summary = summarise(rows)
+    lpips_note = "unavailable (no local LPIPS backbone given)"
+    text = f"# Evaluation ({args.split} split)\n\nCommand: `partrm-gym eval {args.checkpoint} --data {args.data} " \
+           f"--split {args.split}`\n\n" + markdown(summary, lpips_note)
+    atomic_write_text(out / f"eval_{args.split}.md", text)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, ["pair", "category", "method", *METRICS], extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(out / f"eval_{args.split}.csv", buf.getvalue())
+    atomic_write_json(out / f"eval_{args.split}.json", summary)
+    plot(summary, out / f"eval_{args.split}.png")
+    print(text)
+    print(f"wrote {out}/eval_{args.split}.{{md,csv,json,png}}")
+    return 0

@@ -1,0 +1,45 @@
+"""Training configuration: one YAML per stage, mapped onto :class:`TrainConfig`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    stage: int = 1  # 0: static reconstruction, 1: motion (splatter L2), 2: appearance (rendered views)
+    model: str = "model/tiny"  # model config (shipped name or YAML path); ignored when init_from is set
+    data: str = "data/default"  # dataset folder
+    init_from: str | None = None  # checkpoint folder of the previous stage
+    out: str = "runs/tiny_stage1"
+    seed: int = 0
+    batch_size: int = 8  # global batch, split across processes under torchrun
+    steps: int = 2000
+    lr: float = 4e-4
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05  # cosine decays to lr * min_lr_ratio
+    grad_clip: float = 1.0
+    mixed_precision: bool = True  # bf16 autocast, CUDA only
+    num_workers: int = 0
+    log_every: int = 10
+    save_every: int = 200
+    sample_every: int = 500
+    eval_pairs: int = 16  # validation pairs scored at each save
+    # losses
+    splatter_weight: float = 1.0  # stage 0/1: L2 between predicted and GT splatter images
+    render_weight: float = 1.0  # stage 0/2: MSE of renders in the 12 dataset views
+    mask_weight: float = 1.0  # stage 0/2: MSE between rendered alpha and the object mask
+    lpips_weight: float = 0.0  # stage 2: used only when lpips_weights is a local file
+    lpips_weights: str | None = None
+    render_views: int = 4  # dataset views rendered per sample for the render loss (of 12), random each step
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.stage not in (0, 1, 2):
+            raise ValueError(f"stage must be 0, 1 or 2, got {self.stage}")
+        if self.batch_size < 1 or self.steps < 1:
+            raise ValueError("batch_size and steps must be positive")
+        if not 1 <= self.render_views <= 12:
+            raise ValueError("render_views must be in 1..12")
