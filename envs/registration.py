@@ -13,11 +13,12 @@ ENV_CATEGORIES = {
     "Articulated": "any",
 }
 SIM_ENTRY_POINT = "partrm_gym.envs.sim_env:PartRMSimEnv"
+WORLD_MODEL_ENTRY_POINT = "partrm_gym.envs.world_model_env:PartRMEnv"
 
 
 def register_envs() -> None:
     for name, category in ENV_CATEGORIES.items():
-        sim_id = f"PartRMSim-{name}-v0"
-        if sim_id not in gym.registry:
-            gym.register(sim_id, entry_point=SIM_ENTRY_POINT, kwargs={"category": category},
-                         max_episode_steps=None, disable_env_checker=False)
+        for prefix, entry in (("PartRMSim", SIM_ENTRY_POINT), ("PartRM", WORLD_MODEL_ENTRY_POINT)):
+            env_id = f"{prefix}-{name}-v0"
+            if env_id not in gym.registry:
+                gym.register(env_id, entry_point=entry, kwargs={"category": category})

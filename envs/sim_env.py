@@ -13,6 +13,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from partrm_gym.drags import solve_drag
 from partrm_gym.envs.task import (
     Task,
     TaskConfig,
@@ -23,8 +25,6 @@ from partrm_gym.envs.task import (
     reward_and_success,
     sample_task,
 )
-
-from partrm_gym.drags import solve_drag
 from partrm_gym.scene import Scene
 
 

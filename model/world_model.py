@@ -43,8 +43,8 @@ class WorldModel:
         folder = Path(path) if path is not None else default_checkpoint_dir()
         if path is None and not folder.is_dir():
             raise FileNotFoundError(
-                f"the bundled default model is missing from {folder}; reinstall partrm-gym, or pass a checkpoint "
-                "folder written by `partrm-gym train` (…/final)")
+                f"no default model is bundled at {folder} yet; pass a checkpoint folder written by "
+                "`partrm-gym train` (…/final), e.g. gym.make('PartRM-Drawer-v0', model_path=PATH)")
         network, config, provenance = load_checkpoint(folder, device=device)
         return cls(network, config, device, provenance=provenance)
 

@@ -1,0 +1,63 @@
+"""The world-model environment with a tiny random model: API checks, no simulator after reset, bad input."""
+
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+from test_model_network import MINI
+
+from partrm_gym.envs.world_model_env import PartRMEnv
+from partrm_gym.model.partrm import PartRM
+from partrm_gym.model.world_model import WorldModel
+
+
+@pytest.fixture
+def env():
+    torch.manual_seed(0)
+    e = PartRMEnv(world_model=WorldModel(PartRM(MINI), MINI), category="drawer", resolution=32, max_steps=3)
+    yield e
+    e.close()
+
+
+def test_api_checker_and_episode(env):
+    check_env(env, skip_render_check=False)
+    obs, info = env.reset(seed=0)
+    assert obs["image"].shape == (32, 32, 3) and obs["goal"].dtype == np.uint8
+    assert info["sim_image"].shape == (32, 32, 3)
+    steps = 0
+    while True:
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        steps += 1
+        assert np.isfinite(reward) and torch.isfinite(env.gaussians.means).all()
+        if terminated or truncated:
+            break
+    assert steps <= 3
+
+
+def test_no_simulator_after_reset(env, monkeypatch):
+    env.reset(seed=1)
+    import partrm_gym.scene as scene_module
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the world-model env touched the simulator after reset")
+
+    monkeypatch.setattr(scene_module.Scene, "render", forbidden)
+    monkeypatch.setattr(scene_module.Scene, "__init__", forbidden)
+    for _ in range(2):
+        env.step(env.action_space.sample())
+
+
+def test_bad_input(env, tmp_path):
+    with pytest.raises(RuntimeError, match="before reset"):
+        env.step(np.zeros(4, np.float32))
+    env.reset(seed=2)
+    with pytest.raises(ValueError, match="NaN"):
+        env.step(np.array([np.nan, 0, 0, 0], np.float32))
+    _, _, _, _, info = env.step(np.array([-1, -1, -0.9, -0.9], np.float32))  # the corner: off the object
+    assert info["missed"]
+    assert env.export_ply(tmp_path / "state.ply").stat().st_size > 0
+    rgb, depth = env.render_camera([env.camera])
+    assert rgb.shape == (1, 32, 32, 3) and depth.shape == (1, 32, 32)
+    env.close()
+    with pytest.raises(RuntimeError, match="after close"):
+        env.step(np.zeros(4, np.float32))
