@@ -11,42 +11,23 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 from partrm_gym.drags import solve_drag
-from partrm_gym.envs.task import (
-    Task,
-    TaskConfig,
-    decode_action,
-    image_distance,
-    make_spaces,
-    observation_camera,
-    reward_and_success,
-    sample_task,
-)
+from partrm_gym.envs.base import ArticulatedTaskEnv
+from partrm_gym.envs.task import Task, decode_action, image_distance, reward_and_success, sample_task
 from partrm_gym.scene import Scene
 
 
-class PartRMSimEnv(gym.Env):
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
-
+class PartRMSimEnv(ArticulatedTaskEnv):
     def __init__(self, render_mode: str | None = "rgb_array", **task_kwargs: Any) -> None:
-        self.cfg = TaskConfig(**task_kwargs)
-        self.action_space, self.observation_space = make_spaces(self.cfg)
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.render_mode = render_mode
-        self.camera = observation_camera(self.cfg)
+        super().__init__(render_mode, task_kwargs)
         self.scene: Scene | None = None
         self.task: Task | None = None
-        self._closed = False
 
     # -- gymnasium API ------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
-        super().reset(seed=seed)
-        if self._closed:
-            raise RuntimeError("reset() after close(): make a new environment")
+        self._start_reset(seed)
         if self.scene is not None:
             self.scene.close()
         self.task, self.scene = sample_task(self.cfg, self.np_random)
@@ -60,7 +41,7 @@ class PartRMSimEnv(gym.Env):
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
         if self.scene is None or self.task is None:
-            raise RuntimeError("step() before reset()" if not self._closed else "step() after close()")
+            raise self._lifecycle_error()
         drag = decode_action(action)
         solution = solve_drag(self.scene, self.camera, drag, frame=self._frame)
         if solution is not None:

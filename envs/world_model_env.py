@@ -17,21 +17,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 from partrm_gym.cameras import stack_cameras
 from partrm_gym.drags import to_pixels
-from partrm_gym.envs.task import (
-    TaskConfig,
-    decode_action,
-    image_distance,
-    make_spaces,
-    observation_camera,
-    reward_and_success,
-    sample_task,
-)
+from partrm_gym.envs.base import ArticulatedTaskEnv
+from partrm_gym.envs.task import decode_action, image_distance, reward_and_success, sample_task
 from partrm_gym.gaussians import Gaussians, save_ply
 from partrm_gym.model.drag_propagation import propagate_drag, transfer_drags
 from partrm_gym.model.segmenters import ClassicalSegmenter, SamSegmenter, Segmenter
@@ -56,31 +48,21 @@ def render_gaussians(gaussians: Gaussians, cameras: list, background: tuple[floa
     return rgb, depth
 
 
-class PartRMEnv(gym.Env):
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
-
+class PartRMEnv(ArticulatedTaskEnv):
     def __init__(self, model_path: str | Path | None = None, device: str = "cpu", segmenter: str = "classical",
                  sam_checkpoint: str | None = None, render_mode: str | None = "rgb_array",
                  world_model: WorldModel | None = None, **task_kwargs: Any) -> None:
-        self.cfg = TaskConfig(**task_kwargs)
-        self.action_space, self.observation_space = make_spaces(self.cfg)
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        self.render_mode = render_mode
+        super().__init__(render_mode, task_kwargs)
+        if segmenter not in ("classical", "sam"):
+            raise ValueError(f"segmenter must be 'classical' or 'sam' (no simulator after reset), got {segmenter!r}")
         self.model = world_model or WorldModel.from_pretrained(model_path, device=device)
         self.segmenter: Segmenter = (SamSegmenter(sam_checkpoint, device=device) if segmenter == "sam"
                                      else ClassicalSegmenter())
-        if segmenter not in ("classical", "sam"):
-            raise ValueError(f"segmenter must be 'classical' or 'sam' (no simulator after reset), got {segmenter!r}")
-        self.camera = observation_camera(self.cfg)
         self.gaussians: Gaussians | None = None
-        self._closed = False
 
     # -- gymnasium API ------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
-        super().reset(seed=seed)
-        if self._closed:
-            raise RuntimeError("reset() after close(): make a new environment")
+        self._start_reset(seed)
         task, scene = sample_task(self.cfg, self.np_random)
         with scene:  # the only simulator access of the episode
             scene.set_joint_states(task.goal)
@@ -101,7 +83,7 @@ class PartRMEnv(gym.Env):
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
         if self.gaussians is None:
-            raise RuntimeError("step() after close()" if self._closed else "step() before reset()")
+            raise self._lifecycle_error()
         drag = decode_action(action)
         drags, mask = self._model_drags(drag)
         missed = not mask.any()
