@@ -14,6 +14,7 @@ ENV_CATEGORIES = {
 }
 SIM_ENTRY_POINT = "partrm_gym.envs.sim_env:PartRMSimEnv"
 WORLD_MODEL_ENTRY_POINT = "partrm_gym.envs.world_model_env:PartRMEnv"
+VECTOR_ENTRY_POINT = "partrm_gym.envs.vector_env:PartRMVectorEnv"
 
 
 def register_envs() -> None:
@@ -21,4 +22,5 @@ def register_envs() -> None:
         for prefix, entry in (("PartRMSim", SIM_ENTRY_POINT), ("PartRM", WORLD_MODEL_ENTRY_POINT)):
             env_id = f"{prefix}-{name}-v0"
             if env_id not in gym.registry:
-                gym.register(env_id, entry_point=entry, kwargs={"category": category})
+                vector = VECTOR_ENTRY_POINT if prefix == "PartRM" else None
+                gym.register(env_id, entry_point=entry, vector_entry_point=vector, kwargs={"category": category})

@@ -82,14 +82,24 @@ class PartRMEnv(ArticulatedTaskEnv):
                              "sim_image": sim_image, "image_distance": self._distance, "missed": False}
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
+        request = self.prepare_step(action)
+        if request is not None:
+            self.gaussians = self.model.predict(*request)
+        return self.finish_step(missed=request is None)
+
+    # The two halves of a step, so a vector env can batch the model call between them.
+    def prepare_step(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(views (1, 4, H, W, 3), drags (1, 4, D, 4), mask (1, 4, D)) for the model, or None if the drag misses."""
         if self.gaussians is None:
             raise self._lifecycle_error()
-        drag = decode_action(action)
-        drags, mask = self._model_drags(drag)
-        missed = not mask.any()
-        if not missed:
-            self.gaussians = self.model.predict(self._views, drags[None], mask[None])
-            self._views = None
+        drags, mask = self._model_drags(decode_action(action))
+        if not mask.any():
+            return None
+        views, self._views = self._views, None
+        return views, drags[None], mask[None]
+
+    def finish_step(self, missed: bool) -> tuple[dict, float, bool, bool, dict]:
+        """Render the (new) imagined state and score it."""
         self._render_current()
         previous, self._distance = self._distance, image_distance(self._image, self._goal_image)
         reward, success = reward_and_success(self.cfg, self._distance, previous, self._initial_distance)

@@ -61,3 +61,30 @@ def test_bad_input(env, tmp_path):
     env.close()
     with pytest.raises(RuntimeError, match="after close"):
         env.step(np.zeros(4, np.float32))
+
+
+def test_vector_env_batches_and_autoresets():
+    import gymnasium as gym
+
+    import partrm_gym  # noqa: F401
+
+    torch.manual_seed(0)
+    wm = WorldModel(PartRM(MINI), MINI)
+    venv = gym.make_vec("PartRM-Drawer-v0", num_envs=3, vectorization_mode="vector_entry_point", world_model=wm,
+                        resolution=32, max_steps=2)
+    calls = []
+    predict = wm.predict
+    wm.predict = lambda *a, **k: calls.append(a[0].shape[0]) or predict(*a, **k)
+    obs, info = venv.reset(seed=0)
+    assert obs["image"].shape == (3, 32, 32, 3)
+    calls.clear()
+    # drags at the image centre: one model call for every env whose drag hit the imagined object
+    centre = np.tile(np.array([0.0, 0.1, -0.2, 0.1], np.float32), (3, 1))
+    obs, rewards, terms, truncs, infos = venv.step(centre)
+    hits = int((~infos["missed"]).sum())
+    assert hits >= 2 and calls == [hits] and rewards.shape == (3,) and infos["_missed"].all()
+    obs, rewards, terms, truncs, infos = venv.step(centre)
+    assert (terms | truncs).all()  # max_steps = 2
+    obs, rewards, terms, truncs, infos = venv.step(centre)  # next-step autoreset: fresh episodes
+    assert (rewards == 0).all() and not (terms | truncs).any()
+    venv.close()

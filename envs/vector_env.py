@@ -1,0 +1,100 @@
+"""``gym.make_vec("PartRM-*-v0", n, vectorization_mode="vector_entry_point")``: one model call per step.
+
+N world-model environments share one :class:`WorldModel`; each step prepares every env's drag
+(segment, propagate, transfer — per env), runs the model once on the batch of those whose drag
+hit the object, then renders and scores each. Episodes reset automatically on the step after
+they end (Gymnasium's next-step autoreset).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+
+from partrm_gym.envs.world_model_env import PartRMEnv
+from partrm_gym.model.world_model import WorldModel
+
+
+class PartRMVectorEnv(gym.vector.VectorEnv):
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": ["rgb_array"]}
+
+    def __init__(self, num_envs: int, model_path: str | Path | None = None, device: str = "cpu",
+                 world_model: WorldModel | None = None, render_mode: str | None = "rgb_array",
+                 **env_kwargs: Any) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be positive, got {num_envs}")
+        self.model = world_model or WorldModel.from_pretrained(model_path, device=device)
+        self.envs = [PartRMEnv(world_model=self.model, render_mode=render_mode, **env_kwargs) for _ in range(num_envs)]
+        self.num_envs = num_envs
+        self.render_mode = render_mode
+        self.single_action_space = self.envs[0].action_space
+        self.single_observation_space = self.envs[0].observation_space
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self._needs_reset = np.zeros(num_envs, dtype=bool)
+
+    def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None
+              ) -> tuple[dict, dict]:
+        seeds = seed if isinstance(seed, list) else [None if seed is None else seed + i for i in range(self.num_envs)]
+        results = [env.reset(seed=s, options=options) for env, s in zip(self.envs, seeds)]
+        self._needs_reset[:] = False
+        return self._stack([o for o, _ in results]), self._infos([i for _, i in results])
+
+    def step(self, actions: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, dict]:
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs, 4):
+            raise ValueError(f"actions must have shape ({self.num_envs}, 4), got {actions.shape}")
+        requests: dict[int, tuple] = {}
+        for i, env in enumerate(self.envs):
+            if not self._needs_reset[i]:
+                req = env.prepare_step(actions[i])
+                if req is not None:
+                    requests[i] = req
+        if requests:
+            idx = list(requests)
+            views, drags, mask = (np.concatenate([requests[i][k] for i in idx]) for k in range(3))
+            gaussians = self.model.predict(views, drags, mask)
+            for j, i in enumerate(idx):
+                self.envs[i].gaussians = gaussians[j]
+        obs, rewards, terms, truncs, infos = [], np.zeros(self.num_envs), np.zeros(self.num_envs, bool), \
+            np.zeros(self.num_envs, bool), []
+        for i, env in enumerate(self.envs):
+            if self._needs_reset[i]:
+                o, info = env.reset()
+            else:
+                o, rewards[i], terms[i], truncs[i], info = env.finish_step(missed=i not in requests)
+            obs.append(o)
+            infos.append(info)
+        self._needs_reset = terms | truncs
+        return self._stack(obs), rewards, terms, truncs, self._infos(infos)
+
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        return tuple(env.render() for env in self.envs) if self.render_mode == "rgb_array" else None
+
+    def close_extras(self, **kwargs: Any) -> None:
+        for env in self.envs:
+            env.close()
+
+    @staticmethod
+    def _stack(obs: list[dict]) -> dict[str, np.ndarray]:
+        return {k: np.stack([o[k] for o in obs]) for k in obs[0]}
+
+    def _infos(self, infos: list[dict]) -> dict[str, Any]:
+        """Gymnasium's vector info layout: each key an array over envs plus a ``_key`` presence mask."""
+        out: dict[str, Any] = {}
+        for i, info in enumerate(infos):
+            for k, v in info.items():
+                if k == "sim_image":
+                    continue
+                if k not in out:
+                    dtype = np.asarray(v).dtype if np.isscalar(v) and not isinstance(v, str) else object
+                    out[k] = np.zeros(self.num_envs, dtype=dtype)
+                    out[f"_{k}"] = np.zeros(self.num_envs, dtype=bool)
+                out[k][i] = v
+                out[f"_{k}"][i] = True
+        return out
