@@ -43,6 +43,12 @@ def _train(args: argparse.Namespace) -> int:
     return train_main(args.rest)
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from partrm_gym.envs.compare import main as compare_main
+
+    return compare_main(args)
+
+
 def _bench(args: argparse.Namespace) -> int:
     if args.what == "render":
         from partrm_gym.bench.render import bench_render
@@ -96,6 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pairs", type=int, default=None, help="score this many pairs spread over the split")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=_eval)
+
+    p = sub.add_parser("compare", help="imagined vs simulated: the same drags in PartRM-* and PartRMSim-*")
+    p.add_argument("--env", default="Drawer", choices=["Drawer", "Door", "Microwave", "Laptop", "Articulated"])
+    p.add_argument("--policy", default="scripted", choices=["scripted", "random"])
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", default=None, help="checkpoint folder (default: the bundled model)")
+    p.add_argument("--out", default="outputs/compare")
+    p.set_defaults(func=_compare)
 
     p = sub.add_parser("bench", help="measure speed on this machine and print a Markdown table")
     p.add_argument("what", choices=["render", "sim", "gt-splatter"])

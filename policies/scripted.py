@@ -1,0 +1,54 @@
+"""Policies that need no learning: random drags, and a scripted drag read off the observation.
+
+The scripted policy only looks at the observation dict (current and goal images): the pixels
+that differ between the two are where the part is now and where it should be; it drags from
+the changed region of the current image towards the changed region's centre in the goal image
+(one drag per step). No simulator state is used, so it runs the same in both env families.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CHANGE_THRESHOLD = 24  # grey levels: a pixel "changed" if it differs more than this from the goal
+BACKGROUND_LEVEL = 250  # the renders are on white: brighter pixels are background
+
+
+class RandomPolicy:
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.rng.uniform(-1.0, 1.0, 4).astype(np.float32)
+
+
+class ScriptedPolicy:
+    """Grab a changed pixel of the object in the current image, drag it towards where the goal differs."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        image, goal = obs["image"].astype(np.int16), obs["goal"].astype(np.int16)
+        H, W = image.shape[:2]
+        changed = np.abs(image - goal).max(axis=-1) > CHANGE_THRESHOLD
+        on_object_now = image.min(axis=-1) < BACKGROUND_LEVEL
+        on_object_goal = goal.min(axis=-1) < BACKGROUND_LEVEL
+        src = np.argwhere(changed & on_object_now)
+        dst = np.argwhere(changed & on_object_goal)
+        if len(src) == 0 or len(dst) == 0:
+            return self.rng.uniform(-0.2, 0.2, 4).astype(np.float32)  # nothing to fix: a small random nudge
+        y0, x0 = src[self.rng.integers(len(src))]
+        # move the grabbed point by the shift between the two changed regions' centres
+        shift = dst.mean(axis=0) - src.mean(axis=0)
+        y1, x1 = np.array([y0, x0]) + shift
+        drag = np.array([(x0 + 0.5) / W, (y0 + 0.5) / H, (x1 + 0.5) / W, (y1 + 0.5) / H])
+        return (np.clip(drag, 0.0, 1.0) * 2 - 1).astype(np.float32)
+
+
+def make_policy(name: str, seed: int = 0) -> RandomPolicy | ScriptedPolicy:
+    if name == "random":
+        return RandomPolicy(seed)
+    if name == "scripted":
+        return ScriptedPolicy(seed)
+    raise ValueError(f"unknown policy {name!r}; choose 'random' or 'scripted'")
