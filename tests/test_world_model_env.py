@@ -88,3 +88,30 @@ def test_vector_env_batches_and_autoresets():
     obs, rewards, terms, truncs, infos = venv.step(centre)  # next-step autoreset: fresh episodes
     assert (rewards == 0).all() and not (terms | truncs).any()
     venv.close()
+
+
+def random_steps(n: int, seed: int = 0) -> int:
+    """n random steps (NaN-free actions, some far out of range) across world-model envs of every category."""
+    from partrm_gym.envs.registration import ENV_CATEGORIES
+
+    torch.manual_seed(seed)
+    wm = WorldModel(PartRM(MINI), MINI)
+    rng = np.random.default_rng(seed)
+    done = 0
+    envs = [PartRMEnv(world_model=wm, category=c, resolution=32, max_steps=5) for c in ENV_CATEGORIES.values()]
+    for env in envs:
+        env.reset(seed=seed)
+    while done < n:
+        env = envs[done % len(envs)]
+        action = rng.uniform(-1.5, 1.5, 4).astype(np.float32)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        assert np.isfinite(reward) and obs["image"].dtype == np.uint8
+        assert torch.isfinite(env.gaussians.means).all() and torch.isfinite(env.gaussians.scales).all()
+        if terminated or truncated:
+            env.reset()
+        done += 1
+    return done
+
+
+def test_random_steps_never_crash_or_nan():
+    assert random_steps(100) == 100
