@@ -58,6 +58,10 @@ def _bench(args: argparse.Namespace) -> int:
         from partrm_gym.bench.sim import bench_sim
 
         bench_sim(args)
+    elif args.what == "envs":
+        from partrm_gym.bench.envs import bench_envs
+
+        bench_envs(args)
     elif args.what == "gt-splatter":
         from partrm_gym.bench.gt_splatter import bench_gt_splatter
 
@@ -113,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_compare)
 
     p = sub.add_parser("bench", help="measure speed on this machine and print a Markdown table")
-    p.add_argument("what", choices=["render", "sim", "gt-splatter"])
+    p.add_argument("what", choices=["render", "sim", "gt-splatter", "envs"])
+    p.add_argument("--model", default=None, help="envs: checkpoint folder (default: the bundled model)")
     p.add_argument("--out", default=None, help="also write the table to this Markdown file")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
