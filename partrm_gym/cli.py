@@ -49,6 +49,12 @@ def _compare(args: argparse.Namespace) -> int:
     return compare_main(args)
 
 
+def _bundle(args: argparse.Namespace) -> int:
+    from partrm_gym.train.bundle import main as bundle_main
+
+    return bundle_main(args)
+
+
 def _bench(args: argparse.Namespace) -> int:
     if args.what == "render":
         from partrm_gym.bench.render import bench_render
@@ -115,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="checkpoint folder (default: the bundled model)")
     p.add_argument("--out", default="outputs/compare")
     p.set_defaults(func=_compare)
+
+    p = sub.add_parser("bundle", help="make trained run(s) the package's default model (model/weights/default)")
+    p.add_argument("stages", nargs="+", help="run folders in stage order; the last one's final/ is bundled")
+    p.add_argument("--data", required=True, help="the dataset the runs trained on")
+    p.add_argument("--eval", default=None, help="evaluation Markdown table to ship beside the weights")
+    p.set_defaults(func=_bundle)
 
     p = sub.add_parser("bench", help="measure speed on this machine and print a Markdown table")
     p.add_argument("what", choices=["render", "sim", "gt-splatter", "envs"])
