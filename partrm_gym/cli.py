@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bundle", help="make trained run(s) the package's default model (model/weights/default)")
     p.add_argument("stages", nargs="+", help="run folders in stage order; the last one's final/ is bundled")
     p.add_argument("--data", required=True, help="the dataset the runs trained on")
-    p.add_argument("--eval", default=None, help="evaluation Markdown table to ship beside the weights")
+    p.add_argument("--eval", nargs="*", default=[], help="evaluation Markdown tables to ship beside the weights")
     p.set_defaults(func=_bundle)
 
     p = sub.add_parser("bench", help="measure speed on this machine and print a Markdown table")

@@ -13,7 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
-from partrm_gym.io import atomic_write_json
+from partrm_gym.io import atomic_write_json, atomic_write_text
 from partrm_gym.model.checkpoint import CONFIG, PROVENANCE, WEIGHTS, load_checkpoint
 from partrm_gym.model.world_model import default_checkpoint_dir
 
@@ -28,7 +28,7 @@ def stage_summary(run: Path) -> dict:
             "median_samples_per_s": sorted(sps)[len(sps) // 2] if sps else None, "val_psnr_by_step": val}
 
 
-def bundle(stages: list[Path], data: Path, eval_md: Path | None, dest: Path | None = None) -> Path:
+def bundle(stages: list[Path], data: Path, eval_mds: list[Path], dest: Path | None = None) -> Path:
     dest = dest or default_checkpoint_dir()
     final = stages[-1] / "final"
     load_checkpoint(final)  # refuse to bundle something that does not load
@@ -41,13 +41,13 @@ def bundle(stages: list[Path], data: Path, eval_md: Path | None, dest: Path | No
         shutil.copyfile(final / name, dest / name)
     shutil.copyfile(data / "config.yaml", dest / "data_config.yaml")
     atomic_write_json(dest / "training_summary.json", {"stages": [stage_summary(s) for s in stages]})
-    if eval_md is not None:
-        shutil.copyfile(eval_md, dest / "eval.md")
+    if eval_mds:
+        atomic_write_text(dest / "eval.md", "\n".join(p.read_text() for p in eval_mds))
     return dest
 
 
 def main(args: argparse.Namespace) -> int:
-    dest = bundle([Path(s) for s in args.stages], Path(args.data), Path(args.eval) if args.eval else None)
+    dest = bundle([Path(s) for s in args.stages], Path(args.data), [Path(e) for e in args.eval])
     print(f"bundled into {dest}:")
     for p in sorted(dest.iterdir()):
         print(f"  {p.name}  {p.stat().st_size / 2**20:.2f} MB")
