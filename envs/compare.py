@@ -22,6 +22,7 @@ from partrm_gym.envs.sim_env import PartRMSimEnv
 from partrm_gym.envs.world_model_env import PartRMEnv
 from partrm_gym.io import atomic_write_bytes, atomic_write_text
 from partrm_gym.metrics import chamfer_distance, psnr, ssim
+from partrm_gym.plotting import save_figure, subplots
 from partrm_gym.policies.scripted import make_policy
 from partrm_gym.preview import image_grid
 
@@ -96,12 +97,7 @@ def _t(x: np.ndarray):  # noqa: ANN202
 
 
 def _plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(1, 2, figsize=(8, 3))
+    fig, ax = subplots(1, 2, figsize=(8, 3))
     steps = [r["step"] for r in rows]
     ax[0].plot(steps, [r["psnr"] for r in rows], marker="o")
     ax[0].set_title("imagined vs simulated PSNR (dB)")
@@ -109,11 +105,7 @@ def _plot(rows: list[dict], path: Path) -> None:
     ax[1].set_title("Chamfer (m)")
     for a in ax:
         a.set_xlabel("step")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure(fig, path)
 
 
 def main(args: argparse.Namespace) -> int:

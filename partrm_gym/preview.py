@@ -8,12 +8,16 @@ checked by eye against the geometry.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from partrm_gym.cameras import canonical_rig, evaluation_rig
 from partrm_gym.io import atomic_write_image
 from partrm_gym.scene import Scene, SimFrame
+
+if TYPE_CHECKING:
+    import torch
 
 MASK_TINT = np.array([255, 40, 40], dtype=np.float32)
 MASK_ALPHA = 0.45
@@ -26,6 +30,11 @@ def overlay_mask(rgb: np.ndarray, mask: np.ndarray, tint: np.ndarray = MASK_TINT
     out = rgb.astype(np.float32)
     out[mask] = (1 - alpha) * out[mask] + alpha * tint
     return out.clip(0, 255).astype(np.uint8)
+
+
+def to_uint8_image(t: torch.Tensor) -> np.ndarray:
+    """(3, H, W) float tensor in [0, 1] -> (H, W, 3) uint8 array."""
+    return (t.detach().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
 def image_grid(rows: list[list[np.ndarray]], pad: int = 2, fill: int = 255) -> np.ndarray:

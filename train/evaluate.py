@@ -27,10 +27,11 @@ from tqdm import tqdm
 
 from partrm_gym.cameras import evaluation_view_indices
 from partrm_gym.gaussians import OPACITY, XYZ
-from partrm_gym.io import atomic_write_bytes, atomic_write_image, atomic_write_json, atomic_write_text
+from partrm_gym.io import atomic_write_image, atomic_write_json, atomic_write_text
 from partrm_gym.metrics import chamfer_distance, psnr, ssim
 from partrm_gym.model.checkpoint import load_checkpoint
-from partrm_gym.preview import image_grid
+from partrm_gym.plotting import save_figure, subplots
+from partrm_gym.preview import image_grid, to_uint8_image
 from partrm_gym.train.dataset import PartDragDataset
 from partrm_gym.train.losses import render_views
 
@@ -99,9 +100,8 @@ def evaluate(checkpoint: str | Path | None, data: str | Path, split: str = "test
                 row["chamfer"] = float(chamfer_distance(pts, truth_pts, weights_a=w)) if len(pts) else float("nan")
             rows.append(row)
         if sample_png is not None and len(grid) < 6:
-            to_u8 = lambda t: (t.clamp(0, 1) * 255).byte().permute(1, 2, 0).cpu().numpy()  # noqa: E731
-            grid.append([to_u8(target[0, v]) for v in (0, 3)] +
-                        [to_u8(renders[m][0, v]) for m in METHODS if m in renders for v in (0, 3)])
+            grid.append([to_uint8_image(target[0, v]) for v in (0, 3)] +
+                        [to_uint8_image(renders[m][0, v]) for m in METHODS if m in renders for v in (0, 3)])
     if sample_png is not None and grid:
         atomic_write_image(sample_png, image_grid(grid))
     return rows
@@ -134,13 +134,8 @@ def markdown(summary: dict, lpips_note: str) -> str:
 
 
 def plot(summary: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     cats = sorted(summary, key=lambda c: (c == "all", c))
-    fig, ax = plt.subplots(figsize=(1.6 * len(cats) + 2, 3.2))
+    fig, ax = subplots(figsize=(1.6 * len(cats) + 2, 3.2))
     width = 0.8 / len(METHODS)
     for k, method in enumerate(METHODS):
         vals = [summary[c].get(method, {}).get("psnr", np.nan) for c in cats]
@@ -148,11 +143,7 @@ def plot(summary: dict, path: Path) -> None:
     ax.set_xticks(np.arange(len(cats)) + width, cats, rotation=20)
     ax.set_ylabel("PSNR (dB), 8 evaluation views")
     ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure(fig, path, dpi=110)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ from partrm_gym.metrics import psnr
 from partrm_gym.model.checkpoint import load_checkpoint, save_checkpoint
 from partrm_gym.model.config import ModelConfig
 from partrm_gym.model.partrm import PartRM
-from partrm_gym.preview import image_grid
+from partrm_gym.preview import image_grid, to_uint8_image
 from partrm_gym.provenance import provenance
 from partrm_gym.train.dataset import PartDragDataset
 from partrm_gym.train.losses import render_loss, render_views, splatter_loss
@@ -111,8 +111,8 @@ def validate(model: torch.nn.Module, dataset: PartDragDataset, cfg: TrainConfig,
         rgb, _ = render_views(pred, batch["viewmats"], batch["Ks"], target.shape[-1], target.shape[-2])
         scores.append(float(psnr(rgb.clamp(0, 1), target)))
         if out_png is not None and i < 4:
-            to_u8 = lambda t: (t.clamp(0, 1) * 255).byte().permute(1, 2, 0).cpu().numpy()  # noqa: E731
-            rows.append([to_u8(target[0, v]) for v in range(0, 12, 3)] + [to_u8(rgb[0, v]) for v in range(0, 12, 3)])
+            rows.append([to_uint8_image(target[0, v]) for v in range(0, 12, 3)]
+                        + [to_uint8_image(rgb[0, v]) for v in range(0, 12, 3)])
     if out_png is not None and rows:
         atomic_write_image(out_png, image_grid(rows))
     model.train()
