@@ -115,3 +115,32 @@ def random_steps(n: int, seed: int = 0) -> int:
 
 def test_random_steps_never_crash_or_nan():
     assert random_steps(100) == 100
+
+
+def test_sb3_checker_and_vec_env_compatibility(env):
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    sb3_check_env(env)
+    wm = env.model
+    venv = DummyVecEnv([lambda: PartRMEnv(world_model=wm, category="laptop", resolution=32, max_steps=3)] * 2)
+    obs = venv.reset()
+    assert obs["image"].shape == (2, 32, 32, 3)
+    obs, rewards, dones, infos = venv.step(np.zeros((2, 4), np.float32))
+    assert rewards.shape == (2,) and np.isfinite(rewards).all()
+    venv.close()
+
+
+def test_same_seed_same_imagined_episode():
+    def rollout():
+        torch.manual_seed(0)
+        e = PartRMEnv(world_model=WorldModel(PartRM(MINI), MINI), category="any", resolution=32)
+        obs, _ = e.reset(seed=5)
+        frames = [obs["image"]]
+        for a in np.random.default_rng(1).uniform(-1, 1, (3, 4)).astype(np.float32):
+            frames.append(e.step(a)[0]["image"])
+        e.close()
+        return frames
+
+    for a, b in zip(rollout(), rollout()):
+        assert np.array_equal(a, b)
