@@ -99,8 +99,9 @@ class PartRMEnv(ArticulatedTaskEnv):
         return views, drags[None], mask[None]
 
     def finish_step(self, missed: bool) -> tuple[dict, float, bool, bool, dict]:
-        """Render the (new) imagined state and score it."""
-        self._render_current()
+        """Render the new imagined state (unchanged after a miss) and score it."""
+        if not missed:
+            self._render_current()
         previous, self._distance = self._distance, image_distance(self._image, self._goal_image)
         reward, success = reward_and_success(self.cfg, self._distance, previous, self._initial_distance)
         self._steps += 1
@@ -133,13 +134,13 @@ class PartRMEnv(ArticulatedTaskEnv):
 
     def _model_drags(self, drag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Segment in the imagined observation, propagate, transfer to the 4 views; re-render those views."""
+        u, v = to_pixels(drag[:2], self.camera)
+        r, c = int(min(v, self.camera.height - 1)), int(min(u, self.camera.width - 1))
+        if not np.isfinite(self._depth[r, c]):  # a miss costs no rendering: the state does not change
+            return np.zeros((4, self.model.max_drags, 4), np.float32), np.zeros((4, self.model.max_drags), bool)
         view_rgb, view_depth = render_gaussians(self.gaussians, self.model.input_cameras)
         if self._views is None:
             self._views = view_rgb[None]
-        u, v = to_pixels(drag[:2], self.camera)
-        r, c = int(min(v, self.camera.height - 1)), int(min(u, self.camera.width - 1))
-        if not np.isfinite(self._depth[r, c]):
-            return np.zeros((4, self.model.max_drags, 4), np.float32), np.zeros((4, self.model.max_drags), bool)
         part = self.segmenter.segment(self._image, (u, v)) & np.isfinite(self._depth)
         propagated = propagate_drag(drag, part, self.model.max_drags, self.np_random)
         return transfer_drags(propagated, self.camera, self._depth, self.model.input_cameras, list(view_depth),
