@@ -8,7 +8,16 @@ import torch
 from partrm_gym.cameras import orbit_camera, stack_cameras
 from partrm_gym.gaussians import Gaussians
 from partrm_gym.rendering import rasterize
-from partrm_gym.rendering.torch_rasterizer import ALPHA_MAX, ALPHA_MIN, T_MIN, project
+from partrm_gym.rendering.torch_rasterizer import (
+    ALPHA_MAX,
+    ALPHA_MIN,
+    CHUNK,
+    T_MIN,
+    TILE,
+    draw_order,
+    plan_tiles,
+    project,
+)
 
 
 def random_gaussians(n, seed=0, dtype=torch.float32, spread=0.2, size=(0.01, 0.05)):
@@ -61,6 +70,24 @@ def test_matches_dense_reference(seed):
     torch.testing.assert_close(out.alpha[0, 0, ..., 0], acc, atol=1e-6, rtol=0)
 
 
+def test_deep_tile_lists_and_early_stop_match_reference():
+    """Tiles whose lists span several CHUNKs (carried transmittance) and pixels that stop at T_MIN."""
+    g = random_gaussians(80, 5, dtype=torch.float64, spread=0.05, size=(0.02, 0.12))
+    g.opacities[:] = 0.6 + 0.4 * g.opacities
+    cam = orbit_camera(30, 20, 1.5, 12.0, (10, 8))
+    viewmats, Ks = stack_cameras([cam], dtype=torch.float64)
+    bg = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64)
+    p = project(g.means, g.quats, g.scales, viewmats[None], Ks[None], 10, 8)
+    order, rx, ry = draw_order(p, g.opacities, 10, 8)
+    plan = plan_tiles(p["u"].reshape(-1)[order], p["v"].reshape(-1)[order], rx, ry, order // 80, 1, 10, 8)
+    assert torch.bincount(plan.chunk_tile).min() >= 3  # every tile's list is at least 3 chunks long
+    out = rasterize(g, viewmats, Ks, 10, 8, background=bg)
+    ref, acc = reference_render(g, viewmats[0], Ks[0], 10, 8, bg)
+    assert (acc > 1 - 1e-3).float().mean() > 0.5  # most pixels run into the transmittance stop
+    torch.testing.assert_close(out.rgb[0, 0], ref, atol=1e-9, rtol=0)
+    torch.testing.assert_close(out.alpha[0, 0, ..., 0], acc, atol=1e-9, rtol=0)
+
+
 def test_gradcheck_all_parameters():
     g = random_gaussians(4, 3, dtype=torch.float64, spread=0.05, size=(0.03, 0.06))
     cam = orbit_camera(20, 15, 1.0, 40.0, 8)
@@ -72,6 +99,24 @@ def test_gradcheck_all_parameters():
         out = rasterize(Gaussians(m, o, s, q, c), viewmats, Ks, 8, 8, background=(0.3, 0.3, 0.3))
         return out.rgb, out.alpha
 
+    assert torch.autograd.gradcheck(f, params, eps=1e-6, atol=1e-5)
+
+
+def test_gradcheck_across_chunks():
+    """Gradients through the transmittance carried between the chunks of one tile (one 4×4 tile, 40 Gaussians)."""
+    g = random_gaussians(40, 7, dtype=torch.float64, spread=0.03, size=(0.03, 0.06))
+    g.opacities[:] = 0.05 + 0.25 * g.opacities  # no pixel reaches the T_MIN stop (a discontinuity)
+    cam = orbit_camera(20, 15, 1.0, 12.0, TILE)
+    viewmats, Ks = stack_cameras([cam], dtype=torch.float64)
+    params = [t.clone().requires_grad_() for t in (g.means, g.opacities, g.scales, g.quats, g.colors)]
+
+    def f(m, o, s, q, c):
+        out = rasterize(Gaussians(m, o, s, q, c), viewmats, Ks, TILE, TILE, background=(0.3, 0.3, 0.3))
+        return out.rgb, out.alpha, out.depth
+
+    with torch.no_grad():
+        p = project(g.means, g.quats, g.scales, viewmats[None], Ks[None], TILE, TILE)
+        assert draw_order(p, g.opacities, TILE, TILE)[0].numel() > 2 * CHUNK
     assert torch.autograd.gradcheck(f, params, eps=1e-6, atol=1e-5)
 
 
