@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+from partrm_gym.cameras import RigConfig
 from partrm_gym.drags import DEFAULT_MAX_DRAGS
+from partrm_gym.gt_splatter import FOOTPRINT_SIGMA
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,10 @@ class ModelConfig:
     rig_radius: float = 1.5
     depth_range: float = 0.7  # depth along the ray in rig_radius ± depth_range
     max_offset: float = 0.05
-    scale_unit: float = 0.01  # scales = softplus(raw) · scale_unit, world units
+    # scales = softplus(raw) · scale_unit (world units); None: chosen so an untrained head (raw = 0) makes
+    # Gaussians as wide as the GT splatter's (half an output pixel's footprint at the rig radius). Much
+    # smaller ones are nearly transparent under antialiased rendering, so nothing would be seen to train on.
+    scale_unit: float | None = None
     min_scale: float = 1e-4
 
     def __post_init__(self) -> None:
@@ -45,6 +51,14 @@ class ModelConfig:
             raise ValueError(f"input_size {self.input_size} must be divisible by {2 ** (n - 1)}")
         if any(c % 8 for c in (*self.down_channels, *self.up_channels)):
             raise ValueError("channel counts must be multiples of 8 (GroupNorm)")
+
+    @property
+    def resolved_scale_unit(self) -> float:
+        if self.scale_unit is not None:
+            return self.scale_unit
+        fov = math.radians(RigConfig().fov_deg)  # the canonical rig's, as PartRM's ray buffers use
+        footprint = 2 * self.rig_radius * math.tan(fov / 2) / self.output_size
+        return FOOTPRINT_SIGMA * footprint / math.log(2.0)  # softplus(0) = ln 2
 
     @property
     def output_size(self) -> int:

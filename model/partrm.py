@@ -57,7 +57,7 @@ class PartRM(nn.Module):
         offset = cfg.max_offset * torch.tanh(raw[:, :, 1:4])
         xyz = self.ray_o + depth * self.ray_d + offset
         opacity = torch.sigmoid(raw[:, :, 4:5])
-        scale = F.softplus(raw[:, :, 5:8]) * cfg.scale_unit + cfg.min_scale
+        scale = F.softplus(raw[:, :, 5:8]) * cfg.resolved_scale_unit + cfg.min_scale
         rot = raw[:, :, 8:12] + torch.tensor([1.0, 0, 0, 0], device=raw.device, dtype=raw.dtype)[:, None, None]
         rot = F.normalize(rot, dim=2)
         rgb = torch.sigmoid(raw[:, :, 12:15])

@@ -39,6 +39,11 @@ BACKGROUND = -1  # segmentation value off the object
 PHYSICS_STEPS = 240  # 1 s at PyBullet's default 240 Hz
 MOTOR_FORCE = 200.0  # N or N·m: ample for the light procedural parts
 MOTOR_MAX_VELOCITY = 2.0  # m/s or rad/s
+# RGB is the mean of SUPERSAMPLE² samples per pixel, as a camera integrates over its pixel area
+# (and as antialiased Gaussian rendering does). Depth and segmentation stay point samples at the
+# pixel centre: with an odd factor the middle sample lies exactly there. Measured on all 8
+# categories (half-open, 64² views): the GT splatter's evaluation-view PSNR rises from 24.9 to 27.1 dB.
+SUPERSAMPLE = 3
 
 
 @contextlib.contextmanager
@@ -101,11 +106,19 @@ class SimFrame:
         return np.isin(self.seg, [link + 1 for link in joint.moved_links])
 
 
+# TinyRenderer samples pixel (i, j) of the returned (top-down) image at (i, j + 1) in OpenCV pixel
+# coordinates, not at the centre (i + 0.5, j + 0.5): measured as a (+0.44, -0.44) px shift of a 64²
+# silhouette's centroid against a 512² render box-filtered to 64² (tests/test_scene.py). Moving the
+# principal point by this offset puts its samples on the pixel centres the rest of the package uses.
+TINY_RENDERER_SAMPLE_OFFSET = (-0.5, 0.5)
+
+
 def opengl_matrices(camera: Camera, near: float = NEAR, far: float = FAR) -> tuple[list[float], list[float]]:
-    """PyBullet's column-major view and projection matrices for an OpenCV camera."""
+    """PyBullet's column-major view and projection matrices for an OpenCV camera (TinyRenderer sampling)."""
     view = np.diag([1.0, -1.0, -1.0, 1.0]) @ camera.world_to_cam
     W, H = camera.width, camera.height
-    fx, fy, cx, cy = camera.K[0, 0], camera.K[1, 1], camera.K[0, 2], camera.K[1, 2]
+    fx, fy = camera.K[0, 0], camera.K[1, 1]
+    cx, cy = camera.K[0, 2] + TINY_RENDERER_SAMPLE_OFFSET[0], camera.K[1, 2] + TINY_RENDERER_SAMPLE_OFFSET[1]
     proj = np.array([
         [2 * fx / W, 0.0, 1.0 - 2 * cx / W, 0.0],
         [0.0, 2 * fy / H, 2 * cy / H - 1.0, 0.0],
@@ -320,8 +333,18 @@ class Scene:
         return np.asarray(local_points) @ R.T + pos
 
     # -- rendering --------------------------------------------------------------------------------------
-    def render(self, camera: Camera) -> SimFrame:
-        """RGB, metric depth and link segmentation with TinyRenderer (CPU, deterministic)."""
+    def render(self, camera: Camera, supersample: int = SUPERSAMPLE) -> SimFrame:
+        """RGB (area-averaged over ``supersample``² samples), metric depth and link segmentation (sampled
+        at pixel centres) with TinyRenderer (CPU, deterministic)."""
+        if supersample < 1 or supersample % 2 == 0:
+            raise ValueError(f"supersample must be an odd positive integer (got {supersample}): only then does "
+                             "a sample fall on each pixel centre")
+        if supersample > 1:
+            fine = self.render(camera.resized(camera.width * supersample, camera.height * supersample), 1)
+            H, W, k, mid = camera.height, camera.width, supersample, supersample // 2
+            blocks = fine.rgb.reshape(H, k, W, k, 3).astype(np.float32)
+            rgb = np.round(blocks.mean(axis=(1, 3))).astype(np.uint8)
+            return SimFrame(rgb, fine.depth[mid::k, mid::k].copy(), fine.seg[mid::k, mid::k].copy())
         view, proj = opengl_matrices(camera)
         _, _, rgba, zbuf, seg = self.client.getCameraImage(
             camera.width, camera.height, viewMatrix=view, projectionMatrix=proj,
@@ -339,8 +362,8 @@ class Scene:
         depth = np.where(on, depth, np.inf).astype(np.float32)
         return SimFrame(rgb, depth, link_seg)
 
-    def render_views(self, cameras: list[Camera]) -> list[SimFrame]:
-        return [self.render(cam) for cam in cameras]
+    def render_views(self, cameras: list[Camera], supersample: int = SUPERSAMPLE) -> list[SimFrame]:
+        return [self.render(cam, supersample) for cam in cameras]
 
     # -- lifetime ---------------------------------------------------------------------------------------
     def close(self) -> None:

@@ -1,6 +1,7 @@
 """Dataset generation: resumable after kill -9, byte-identical, sharded, verified, readable."""
 
 import hashlib
+import json
 import subprocess
 import sys
 import time
@@ -109,6 +110,15 @@ def test_reader_items_and_corruption_is_named(tmp_path):
     with pytest.raises(DatasetError, match="corrupt"):
         for i in range(len(fresh)):
             fresh[i]
+
+
+def test_other_format_version_is_refused(tmp_path):
+    cfg = DataConfig(**{**TINY, "categories": tuple(TINY["categories"]), "train_objects_per_category": 1})
+    run_shard(cfg, tmp_path, progress=False)
+    manifest = merge_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
+    with pytest.raises(DatasetError, match="format version 1.*generate it again"):
+        PartDragDataset(tmp_path, "train")
 
 
 def test_mismatched_config_is_refused(tmp_path):

@@ -1,12 +1,15 @@
-"""GT splatter images reproduce the simulator's canonical views when rendered back into them.
+"""GT splatter images reproduce the simulator when rendered back into its views.
 
-DESIGN.md asks for >= 30 dB on the foreground. With the standard 3DGS rules the 0.3 px²
-dilation lets every pixel take ~19% of each nearer neighbour's colour, so at 64² colour
-edges cap the foreground PSNR at 20-31 dB (``partrm-gym bench gt-splatter``); the test
-asserts the measured floor so a regression (e.g. a misaligned pixel convention, which drops
-it below 15 dB) fails.
+DESIGN.md asks for >= 30 dB on the canonical foreground; that is not reached at 64²
+(``partrm-gym bench gt-splatter``: 21-26 dB per category with antialiased rendering, the
+default). One Gaussian per pixel, about a pixel wide, blurs colour edges and, with
+antialiased opacity, covers ~97% rather than 100% of a surface, so thin parts show what is
+behind them. The evaluation views (the model's upper bound) reach 24-29 dB. The tests assert
+the measured floors so a regression (e.g. a half-pixel misalignment between the simulator and
+the rasterizer, which costs several dB) fails.
 """
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -20,8 +23,8 @@ from partrm_gym.rendering import rasterize
 from partrm_gym.scene import Scene
 
 RES = 64
-FOREGROUND_PSNR_FLOOR = 18.0  # measured 19.8-31 dB per category and object at 64² (see module docstring)
-EVAL_PSNR_FLOOR = 17.0  # measured 20-24 dB
+FOREGROUND_PSNR_FLOOR = 20.0  # measured 20.9-26.3 dB per category for this object at 64² (see module docstring)
+EVAL_PSNR_FLOOR = 23.0  # measured 24.4-29.3 dB
 
 
 @pytest.mark.parametrize("category", CATEGORIES)
@@ -37,8 +40,16 @@ def test_gt_splatter_silhouette():
         frames = scene.render_views(cams)
         splat = torch.from_numpy(gt_splatter(scene, cams))[None]
     out = rasterize(Gaussians.from_splatter(splat), *stack_cameras(cams), RES, RES)
-    mask = torch.from_numpy(np.stack([f.object_mask for f in frames]))
+    mask = np.stack([f.object_mask for f in frames])
+    kernel = np.ones((3, 3), np.uint8)
+    inside = torch.from_numpy(np.stack([cv2.erode(m.astype(np.uint8), kernel) for m in mask]).astype(bool))
+    outside = torch.from_numpy(~np.stack([cv2.dilate(m.astype(np.uint8), kernel) for m in mask]).astype(bool))
     alpha = out.alpha[0, ..., 0]
-    assert alpha[mask].mean() > 0.95 and alpha[~mask].mean() < 0.05
+    # antialiased: silhouette pixels are partly covered; a surface only one view sees is ~84% opaque
+    # (one ~pixel-wide Gaussian per pixel), one that several views see is opaque: measured 0.95 inside
+    assert alpha[torch.from_numpy(mask)].mean() > 0.9
+    assert alpha[inside].mean() > 0.93
+    # beyond one pixel of the silhouette: clear but for the tails of stretched grazing discs (measured max 0.17)
+    assert alpha[outside].mean() < 0.005 and alpha[outside].max() < 0.25
     g = Gaussians.from_splatter(splat)
     g.validate()  # unit quaternions, positive scales, opacities in [0, 1]

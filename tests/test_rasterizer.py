@@ -7,7 +7,7 @@ import torch
 
 from partrm_gym.cameras import orbit_camera, stack_cameras
 from partrm_gym.gaussians import Gaussians
-from partrm_gym.rendering import rasterize
+from partrm_gym.rendering import RASTERIZE_MODES, rasterize
 from partrm_gym.rendering.torch_rasterizer import (
     ALPHA_MAX,
     ALPHA_MIN,
@@ -30,10 +30,11 @@ def random_gaussians(n, seed=0, dtype=torch.float32, spread=0.2, size=(0.01, 0.0
     return Gaussians(means, opacities, scales, quats, colors)
 
 
-def reference_render(g, viewmat, K, W, H, bg):
+def reference_render(g, viewmat, K, W, H, bg, mode="antialiased"):
     """Per pixel, loop over depth-sorted Gaussians with the 3DGS rules (no extents: every pixel is tested)."""
     p = project(g.means, g.quats, g.scales, viewmat[None, None], K[None, None], W, H)
-    u, v, conic, z, valid = (p[k][0, 0] for k in ("u", "v", "conic", "depth", "valid"))
+    u, v, conic, z, valid, comp = (p[k][0, 0] for k in ("u", "v", "conic", "depth", "valid", "compensation"))
+    opacity = g.opacities[0] * (comp if mode == "antialiased" else 1.0)
     order = [i for i in torch.argsort(z).tolist() if valid[i]]
     img = torch.zeros(H, W, 3, dtype=g.means.dtype)
     acc = torch.zeros(H, W, dtype=g.means.dtype)
@@ -45,7 +46,7 @@ def reference_render(g, viewmat, K, W, H, bg):
                 power = -0.5 * (conic[i, 0] * dx * dx + conic[i, 2] * dy * dy) - conic[i, 1] * dx * dy
                 if power > 0:
                     continue
-                alpha = min(ALPHA_MAX, float(g.opacities[0, i] * math.exp(power)))
+                alpha = min(ALPHA_MAX, float(opacity[i] * math.exp(power)))
                 if alpha < ALPHA_MIN:
                     continue
                 if T * (1 - alpha) < T_MIN:
@@ -57,20 +58,22 @@ def reference_render(g, viewmat, K, W, H, bg):
     return img, acc
 
 
+@pytest.mark.parametrize("mode", RASTERIZE_MODES)
 @pytest.mark.parametrize("seed", [0, 1])
-def test_matches_dense_reference(seed):
+def test_matches_dense_reference(seed, mode):
     g = random_gaussians(40, seed, dtype=torch.float64)
-    cam = orbit_camera(30, 20, 1.5, 49.1, (20, 16))
+    cam = orbit_camera(30, 20, 1.5, 20.0, (20, 16))  # pixels about the Gaussians' size
     viewmats, Ks = stack_cameras([cam], dtype=torch.float64)
     bg = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64)
-    out = rasterize(g, viewmats, Ks, 20, 16, background=bg)
-    ref, acc = reference_render(g, viewmats[0], Ks[0], 20, 16, bg)
+    out = rasterize(g, viewmats, Ks, 20, 16, background=bg, mode=mode)
+    ref, acc = reference_render(g, viewmats[0], Ks[0], 20, 16, bg, mode)
     assert (acc > 0.3).float().mean() > 0.1  # the scene covers a good part of the image
     torch.testing.assert_close(out.rgb[0, 0], ref, atol=1e-6, rtol=0)
     torch.testing.assert_close(out.alpha[0, 0, ..., 0], acc, atol=1e-6, rtol=0)
 
 
-def test_deep_tile_lists_and_early_stop_match_reference():
+@pytest.mark.parametrize("mode", RASTERIZE_MODES)
+def test_deep_tile_lists_and_early_stop_match_reference(mode):
     """Tiles whose lists span several CHUNKs (carried transmittance) and pixels that stop at T_MIN."""
     g = random_gaussians(80, 5, dtype=torch.float64, spread=0.05, size=(0.02, 0.12))
     g.opacities[:] = 0.6 + 0.4 * g.opacities
@@ -78,17 +81,18 @@ def test_deep_tile_lists_and_early_stop_match_reference():
     viewmats, Ks = stack_cameras([cam], dtype=torch.float64)
     bg = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64)
     p = project(g.means, g.quats, g.scales, viewmats[None], Ks[None], 10, 8)
-    order, rx, ry = draw_order(p, g.opacities, 10, 8)
+    order, rx, ry = draw_order(p, g.opacities[:, None], 10, 8)
     plan = plan_tiles(p["u"].reshape(-1)[order], p["v"].reshape(-1)[order], rx, ry, order // 80, 1, 10, 8)
     assert torch.bincount(plan.chunk_tile).min() >= 3  # every tile's list is at least 3 chunks long
-    out = rasterize(g, viewmats, Ks, 10, 8, background=bg)
-    ref, acc = reference_render(g, viewmats[0], Ks[0], 10, 8, bg)
+    out = rasterize(g, viewmats, Ks, 10, 8, background=bg, mode=mode)
+    ref, acc = reference_render(g, viewmats[0], Ks[0], 10, 8, bg, mode)
     assert (acc > 1 - 1e-3).float().mean() > 0.5  # most pixels run into the transmittance stop
     torch.testing.assert_close(out.rgb[0, 0], ref, atol=1e-9, rtol=0)
     torch.testing.assert_close(out.alpha[0, 0, ..., 0], acc, atol=1e-9, rtol=0)
 
 
-def test_gradcheck_all_parameters():
+@pytest.mark.parametrize("mode", RASTERIZE_MODES)
+def test_gradcheck_all_parameters(mode):
     g = random_gaussians(4, 3, dtype=torch.float64, spread=0.05, size=(0.03, 0.06))
     cam = orbit_camera(20, 15, 1.0, 40.0, 8)
     viewmats, Ks = stack_cameras([cam], dtype=torch.float64)
@@ -96,7 +100,7 @@ def test_gradcheck_all_parameters():
               g.scales.clone().requires_grad_(), g.quats.clone().requires_grad_(), g.colors.clone().requires_grad_()]
 
     def f(m, o, s, q, c):
-        out = rasterize(Gaussians(m, o, s, q, c), viewmats, Ks, 8, 8, background=(0.3, 0.3, 0.3))
+        out = rasterize(Gaussians(m, o, s, q, c), viewmats, Ks, 8, 8, background=(0.3, 0.3, 0.3), mode=mode)
         return out.rgb, out.alpha
 
     assert torch.autograd.gradcheck(f, params, eps=1e-6, atol=1e-5)
@@ -116,7 +120,7 @@ def test_gradcheck_across_chunks():
 
     with torch.no_grad():
         p = project(g.means, g.quats, g.scales, viewmats[None], Ks[None], TILE, TILE)
-        assert draw_order(p, g.opacities, TILE, TILE)[0].numel() > 2 * CHUNK
+        assert draw_order(p, g.opacities[:, None] * p["compensation"], TILE, TILE)[0].numel() > 2 * CHUNK
     assert torch.autograd.gradcheck(f, params, eps=1e-6, atol=1e-5)
 
 
@@ -174,18 +178,38 @@ def test_argument_errors():
         rasterize(g, viewmats, Ks, 8, 8, backend="opengl")
     with pytest.raises(ValueError, match="positive"):
         rasterize(g, viewmats, Ks, 0, 8)
+    with pytest.raises(ValueError, match="mode"):
+        rasterize(g, viewmats, Ks, 8, 8, mode="mip")
     with pytest.raises(RuntimeError, match="CUDA"):
         rasterize(g, viewmats, Ks, 8, 8, backend="gsplat")
 
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="gsplat parity needs CUDA")
-def test_parity_with_gsplat():
+@pytest.mark.parametrize("mode", RASTERIZE_MODES)
+def test_parity_with_gsplat(mode):
     g = random_gaussians(5000, 0, spread=0.25, size=(0.003, 0.02))
     cams = [orbit_camera(a, 20, 1.5, 49.1, 128) for a in (0, 90)]
     viewmats, Ks = stack_cameras(cams)
-    cpu = rasterize(g, viewmats, Ks, 128, 128, backend="torch")
-    gpu = rasterize(g.to("cuda"), viewmats.cuda(), Ks.cuda(), 128, 128, backend="gsplat")
+    cpu = rasterize(g, viewmats, Ks, 128, 128, backend="torch", mode=mode)
+    gpu = rasterize(g.to("cuda"), viewmats.cuda(), Ks.cuda(), 128, 128, backend="gsplat", mode=mode)
     diff = (cpu.rgb - gpu.rgb.cpu()).abs()
-    print(f"gsplat parity: max abs diff {diff.max():.2e}, mean {diff.mean():.2e}")
+    print(f"gsplat parity ({mode}): max abs diff {diff.max():.2e}, mean {diff.mean():.2e}")
     assert diff.mean() < 1e-3 and diff.max() < 5e-2
+
+
+def test_edge_on_discs_fade_only_in_antialiased_mode():
+    """A flat surface of thin discs seen edge-on covers ~nothing; "classic" dilation stacks it into an opaque line."""
+    n = 50
+    g = torch.Generator().manual_seed(0)
+    means = torch.zeros(1, n, 3)
+    means[0, :, 0] = torch.rand(n, generator=g) * 0.4 - 0.2  # along the view direction
+    means[0, :, 2] = torch.rand(n, generator=g) * 0.4 - 0.2  # up
+    scales = torch.tensor([0.02, 0.02, 0.0002]).expand(1, n, 3)
+    quats = torch.tensor([math.sqrt(0.5), -math.sqrt(0.5), 0.0, 0.0]).expand(1, n, 4)  # disc normal along +y
+    discs = Gaussians(means, torch.ones(1, n), scales, quats, torch.zeros(1, n, 3))
+    cam = orbit_camera(0, 0, 1.5, 49.1, 64)  # on the +x axis: the plane y = 0 is edge-on
+    classic = rasterize(discs, *stack_cameras([cam]), 64, 64, mode="classic").alpha[0, 0, ..., 0]
+    antialiased = rasterize(discs, *stack_cameras([cam]), 64, 64, mode="antialiased").alpha[0, 0, ..., 0]
+    assert classic.max() > 0.9
+    assert antialiased.max() < 0.1

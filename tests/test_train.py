@@ -112,3 +112,26 @@ def test_eval_rows_and_report(setup, tmp_path):
     text = (tmp_path / "eval_test.md").read_text()
     assert "static" in text and "model |" not in text and "LPIPS: unavailable" in text
     assert (tmp_path / "eval_test.csv").is_file() and (tmp_path / "eval_test.png").is_file()
+
+
+def test_splatter_loss_ignores_background_placeholders_and_quaternion_sign():
+    from partrm_gym.gaussians import OPACITY, ROTATION, XYZ
+    from partrm_gym.train.losses import splatter_loss
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(1, 4, 14, 8, 8, generator=g)
+    target[:, :, ROTATION] = torch.nn.functional.normalize(target[:, :, ROTATION], dim=2)
+    target[:, :, OPACITY] = (torch.rand(1, 4, 1, 8, 8, generator=g) > 0.5).float()
+    assert splatter_loss(target, target) == 0
+    flipped = target.clone()
+    flipped[:, :, ROTATION] *= -1  # the same rotations
+    assert splatter_loss(flipped, target) < 1e-12
+    background = target[:, :, OPACITY] == 0
+    moved = target.clone()
+    moved[:, :, XYZ] += 5.0 * background  # placeholders of pixels with no Gaussian
+    assert splatter_loss(moved, target) < 1e-12
+    moved[:, :, XYZ] += 5.0 * ~background  # real Gaussians
+    assert splatter_loss(moved, target) > 1.0
+    opaque = target.clone()
+    opaque[:, :, OPACITY] = 1.0  # background predicted as opaque is wrong
+    assert splatter_loss(opaque, target) > 0.01

@@ -68,14 +68,15 @@ def test_vector_env_batches_and_autoresets():
 
     import partrm_gym  # noqa: F401
 
-    torch.manual_seed(0)
+    # a random model's geometry decides which drags land; this seed pair makes at least 2 of 3 land
+    torch.manual_seed(2)
     wm = WorldModel(PartRM(MINI), MINI)
     venv = gym.make_vec("PartRM-Drawer-v0", num_envs=3, vectorization_mode="vector_entry_point", world_model=wm,
                         resolution=32, max_steps=2)
     calls = []
     predict = wm.predict
     wm.predict = lambda *a, **k: calls.append(a[0].shape[0]) or predict(*a, **k)
-    obs, info = venv.reset(seed=0)
+    obs, info = venv.reset(seed=1)
     assert obs["image"].shape == (3, 32, 32, 3)
     calls.clear()
     # drags at the image centre: one model call for every env whose drag hit the imagined object

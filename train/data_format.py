@@ -1,4 +1,4 @@
-"""The on-disk dataset format (version 1): layout, byte-deterministic writers, readers.
+"""The on-disk dataset format (version 2): layout, byte-deterministic writers, readers.
 
 See docs/dataset.md. Images are PNG, arrays are deflate-compressed ``.npz`` written with
 fixed zip timestamps (NumPy's own writer stamps the current time, which would make two
@@ -18,7 +18,9 @@ import numpy as np
 
 from partrm_gym.io import atomic_write_bytes
 
-FORMAT_VERSION = 1
+# 2: simulator RGB area-averaged over 3×3 samples per pixel and TinyRenderer's half-pixel offset
+#    corrected (version 1 images sit half a pixel off the cameras and are aliased).
+FORMAT_VERSION = 2
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 CONFIG_FILE = "config.yaml"

@@ -21,6 +21,7 @@ from partrm_gym.config import from_dict
 from partrm_gym.gt_splatter import splatter_from_view
 from partrm_gym.train.data_config import SPLITS, DataConfig
 from partrm_gym.train.data_format import (
+    FORMAT_VERSION,
     MANIFEST_FILE,
     NUM_INPUT_VIEWS,
     OBJECT_FILE,
@@ -49,6 +50,11 @@ class PairIndex:
 
 def load_manifest(root: Path) -> tuple[dict, DataConfig]:
     manifest = read_json(root / MANIFEST_FILE)
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise DatasetError(f"{root}: dataset format version {version}, this package reads version {FORMAT_VERSION} "
+                           f"(see docs/dataset.md); generate it again with `partrm-gym datagen CONFIG --out {root}` "
+                           "into an empty folder")
     return manifest, from_dict(DataConfig, manifest["config"])
 
 

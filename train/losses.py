@@ -1,6 +1,9 @@
 """The training losses of the three stages (DESIGN.md "Training").
 
-* splatter loss (stages 0 and 1): per-pixel L2 between predicted and GT splatter images;
+* splatter loss (stages 0 and 1): per-pixel L2 between predicted and GT splatter images, over
+  the channels that exist: where the GT has no Gaussian (background, opacity 0) only the
+  opacity is compared — its position, scale, rotation and colour are placeholders the
+  pixel-aligned head could not (and need not) reproduce;
 * render loss (stages 0 and 2): the predicted Gaussians rendered into dataset views, MSE
   to the simulator images, MSE between rendered alpha and the object mask, and LPIPS when
   a local backbone is configured.
@@ -11,15 +14,25 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from partrm_gym.gaussians import Gaussians
+from partrm_gym.gaussians import OPACITY, RGB, ROTATION, SCALE, SPLATTER_CHANNELS, XYZ, Gaussians
 from partrm_gym.rendering import rasterize
 
 BACKGROUND = (1.0, 1.0, 1.0)  # the simulator renders on white
 
 
 def splatter_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over all 14 channels of all pixels of all views, (B, V, 14, h, w)."""
-    return F.mse_loss(pred, target)
+    """Mean squared error per channel and pixel, (B, V, 14, h, w); background pixels count their opacity only.
+
+    Quaternions q and -q are the same rotation: each predicted one is compared with the sign of the
+    GT that is nearer.
+    """
+    on = (target[:, :, OPACITY] > 0).to(pred.dtype)  # (B, V, 1, h, w)
+    sq = (pred - target) ** 2
+    q_pred, q_gt = pred[:, :, ROTATION], target[:, :, ROTATION]
+    sq_rot = torch.minimum(((q_pred - q_gt) ** 2).sum(2, keepdim=True), ((q_pred + q_gt) ** 2).sum(2, keepdim=True))
+    per_pixel = sq[:, :, OPACITY] + on * (sq[:, :, XYZ].sum(2, keepdim=True) + sq[:, :, SCALE].sum(2, keepdim=True)
+                                          + sq_rot + sq[:, :, RGB].sum(2, keepdim=True))
+    return per_pixel.mean() / SPLATTER_CHANNELS
 
 
 def render_views(splatter: torch.Tensor, viewmats: torch.Tensor, Ks: torch.Tensor, width: int,

@@ -1,6 +1,6 @@
 """gsplat's CUDA rasterizer behind the same call as the PyTorch one.
 
-Same settings as ``torch_rasterizer`` (near plane, 0.3 px² dilation, "classic" mode, RGB +
+Same settings as ``torch_rasterizer`` (near plane, 0.3 px² dilation, the same ``mode``, RGB +
 expected depth); gsplat itself clamps alpha at 0.999 instead of 0.99. gsplat is imported
 only here and only when called, so the package works without a GPU.
 """
@@ -10,11 +10,12 @@ from __future__ import annotations
 import torch
 
 from partrm_gym.gaussians import Gaussians
-from partrm_gym.rendering.torch_rasterizer import EPS2D, NEAR_PLANE
+from partrm_gym.rendering.torch_rasterizer import EPS2D, NEAR_PLANE, RasterizeMode
 
 
 def rasterize_gsplat(gaussians: Gaussians, viewmats: torch.Tensor, Ks: torch.Tensor, width: int, height: int,
-                     background: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                     background: torch.Tensor, mode: RasterizeMode = "antialiased"
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """RGB (B, C, H, W, 3), alpha (B, C, H, W, 1), expected depth (B, C, H, W, 1); ``viewmats`` (B, C, 4, 4)."""
     if gaussians.means.device.type != "cuda" or not torch.cuda.is_available():
         raise RuntimeError("the gsplat backend needs CUDA and tensors on a CUDA device; "
@@ -34,7 +35,7 @@ def rasterize_gsplat(gaussians: Gaussians, viewmats: torch.Tensor, Ks: torch.Ten
         rgb_depth, alpha, _ = rasterization(
             gaussians.means[b], gaussians.quats[b], gaussians.scales[b], gaussians.opacities[b], gaussians.colors[b],
             viewmats[b], Ks[b], width, height, near_plane=NEAR_PLANE, eps2d=EPS2D, packed=False,
-            rasterize_mode="classic", render_mode="RGB+ED", backgrounds=None)
+            rasterize_mode=mode, render_mode="RGB+ED", backgrounds=None)
         colors.append(rgb_depth)
         alphas.append(alpha)
     rgb_depth = torch.stack(colors)  # (B, C, H, W, 4): RGB + expected depth
