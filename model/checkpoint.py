@@ -2,10 +2,13 @@
 
 Loading checks everything a user can get wrong and says what to do: missing files, a corrupt
 weights file, weights that do not fit the config (the first mismatched tensors are named).
+safetensors has no checksum, so a flipped byte in the tensor data would load silently:
+``provenance.json`` records the weights' SHA-256 and loading verifies it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from partrm_gym.model.partrm import PartRM
 
 WEIGHTS, CONFIG, PROVENANCE = "model.safetensors", "config.yaml", "provenance.json"
 MISMATCHES_SHOWN = 5
+CHECKSUM_KEY = "weights_sha256"
 
 
 class CheckpointError(RuntimeError):
@@ -35,10 +39,19 @@ def save_checkpoint(model: torch.nn.Module, config: ModelConfig, folder: str | P
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = folder / f".{WEIGHTS}.tmp"
     save_file(state, str(tmp), metadata={"format": "pt"})
+    checksum = file_sha256(tmp)
     tmp.replace(folder / WEIGHTS)
     save_config(config, folder / CONFIG)
-    atomic_write_json(folder / PROVENANCE, provenance or {})
+    atomic_write_json(folder / PROVENANCE, {**(provenance or {}), CHECKSUM_KEY: checksum})
     return folder
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu"
@@ -54,6 +67,16 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu"
         config = load_config(ModelConfig, folder / CONFIG)
     except (ConfigError, ValueError) as e:
         raise CheckpointError(f"{folder / CONFIG}: invalid model config ({e})") from None
+    provenance = {}
+    if (folder / PROVENANCE).is_file():
+        try:
+            provenance = json.loads((folder / PROVENANCE).read_text())
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{folder / PROVENANCE} is not valid JSON ({e})") from None
+    expected_sum = provenance.get(CHECKSUM_KEY)
+    if expected_sum is not None and file_sha256(folder / WEIGHTS) != expected_sum:
+        raise CheckpointError(f"{folder / WEIGHTS} does not match the SHA-256 in {PROVENANCE}: the file is corrupt "
+                              "or was modified; copy it again or retrain")
     try:
         state = load_file(str(folder / WEIGHTS))
     except (SafetensorError, OSError, ValueError) as e:
@@ -71,10 +94,4 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu"
             f"wrong shape {wrong[:MISMATCHES_SHOWN]}" if wrong else ""]))
         raise CheckpointError(f"{folder / WEIGHTS} does not match {folder / CONFIG}: {details}")
     model.load_state_dict(state)
-    provenance = {}
-    if (folder / PROVENANCE).is_file():
-        try:
-            provenance = json.loads((folder / PROVENANCE).read_text())
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"{folder / PROVENANCE} is not valid JSON ({e})") from None
     return model.to(device).eval(), config, provenance

@@ -22,7 +22,7 @@ import numpy as np
 import pybullet as p
 from pybullet_utils.bullet_client import BulletClient
 
-from partrm_gym.assets.partnet import load_partnet_folder
+from partrm_gym.assets.partnet import load_partnet_folder, validate_urdf
 from partrm_gym.assets.procedural import Part, ProceduralObject, generate
 from partrm_gym.cameras import Camera
 
@@ -136,6 +136,7 @@ class Scene:
         urdf_path = Path(urdf_path)
         if not urdf_path.is_file():
             raise FileNotFoundError(f"URDF not found: {urdf_path}")
+        validate_urdf(urdf_path)  # AssetError naming the file, element and problem, before PyBullet prints its own
         self.urdf_path = urdf_path
         self.category = category
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from partrm_gym.io import atomic_write_json, atomic_write_text
-from partrm_gym.model.checkpoint import CONFIG, PROVENANCE, WEIGHTS, load_checkpoint
+from partrm_gym.model.checkpoint import CHECKSUM_KEY, CONFIG, PROVENANCE, WEIGHTS, file_sha256, load_checkpoint
 from partrm_gym.model.world_model import default_checkpoint_dir
 
 MAX_BUNDLE_BYTES = 20 * 2**20
@@ -37,8 +37,10 @@ def bundle(stages: list[Path], data: Path, eval_mds: list[Path], dest: Path | No
         raise ValueError(f"{final / WEIGHTS} is {size / 2**20:.1f} MB, over the "
                          f"{MAX_BUNDLE_BYTES // 2**20} MB bundle limit")
     dest.mkdir(parents=True, exist_ok=True)
-    for name in (WEIGHTS, CONFIG, PROVENANCE):
+    for name in (WEIGHTS, CONFIG):
         shutil.copyfile(final / name, dest / name)
+    provenance = json.loads((final / PROVENANCE).read_text()) if (final / PROVENANCE).is_file() else {}
+    atomic_write_json(dest / PROVENANCE, {**provenance, CHECKSUM_KEY: file_sha256(dest / WEIGHTS)})
     shutil.copyfile(data / "config.yaml", dest / "data_config.yaml")
     atomic_write_json(dest / "training_summary.json", {"stages": [stage_summary(s) for s in stages]})
     if eval_mds:
