@@ -67,6 +67,14 @@ class PartRMSimEnv(ArticulatedTaskEnv):
             self.scene.close()
         self.scene, self._closed = None, True
 
+    def render_camera(self, cameras: list) -> tuple[np.ndarray, np.ndarray]:
+        """The current simulated state from any cameras: uint8 RGB (C, H, W, 3) and depth (C, H, W), ``inf``
+        off the object — the same call as the world-model env's, so planners can run on either."""
+        if self.scene is None:
+            raise RuntimeError("no simulated state: call reset() first")
+        frames = self.scene.render_views(list(cameras))
+        return np.stack([f.rgb for f in frames]), np.stack([f.depth for f in frames])
+
     # -- helpers --------------------------------------------------------------------------------------------
     def _obs(self) -> dict[str, np.ndarray]:
         return {"image": self._frame.rgb.copy(), "goal": self._goal_image.copy()}

@@ -3,7 +3,9 @@
 N world-model environments share one :class:`WorldModel`; each step prepares every env's drag
 (segment, propagate, transfer — per env), runs the model once on the batch of those whose drag
 hit the object, then renders and scores each. Episodes reset automatically on the step after
-they end (Gymnasium's next-step autoreset).
+they end (Gymnasium's next-step autoreset), or, with ``autoreset_mode=AutoresetMode.SAME_STEP``,
+in the step that ends them, the last observation and info going to ``info["final_obs"]`` /
+``info["final_info"]`` (what Stable-Baselines3's VecEnv semantics need).
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ class PartRMVectorEnv(gym.vector.VectorEnv):
 
     def __init__(self, num_envs: int, model_path: str | Path | None = None, device: str = "cpu",
                  world_model: WorldModel | None = None, render_mode: str | None = "rgb_array",
-                 **env_kwargs: Any) -> None:
+                 autoreset_mode: AutoresetMode = AutoresetMode.NEXT_STEP, **env_kwargs: Any) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be positive, got {num_envs}")
+        if autoreset_mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
+            raise ValueError(f"autoreset_mode must be NEXT_STEP or SAME_STEP, got {autoreset_mode}")
+        self.metadata = {**self.metadata, "autoreset_mode": autoreset_mode}
         self.model = world_model or WorldModel.from_pretrained(model_path, device=device)
         self.envs = [PartRMEnv(world_model=self.model, render_mode=render_mode, **env_kwargs) for _ in range(num_envs)]
         self.num_envs = num_envs
@@ -70,7 +75,18 @@ class PartRMVectorEnv(gym.vector.VectorEnv):
                 o, rewards[i], terms[i], truncs[i], info = env.finish_step(missed=i not in requests)
             obs.append(o)
             infos.append(info)
-        self._needs_reset = terms | truncs
+        done = terms | truncs
+        if self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP:
+            final_obs, final_info = [None] * self.num_envs, [None] * self.num_envs
+            for i in np.flatnonzero(done):
+                final_obs[i], final_info[i] = obs[i], infos[i]
+                obs[i], infos[i] = self.envs[i].reset()
+            out_info = self._infos(infos)
+            if done.any():
+                out_info.update({"final_obs": np.array(final_obs, dtype=object), "_final_obs": done.copy(),
+                                 "final_info": np.array(final_info, dtype=object), "_final_info": done.copy()})
+            return self._stack(obs), rewards, terms, truncs, out_info
+        self._needs_reset = done
         return self._stack(obs), rewards, terms, truncs, self._infos(infos)
 
     def render(self) -> tuple[np.ndarray, ...] | None:

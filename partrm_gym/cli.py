@@ -11,6 +11,12 @@ import sys
 from collections.abc import Sequence
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from partrm_gym.demo import main as demo_main
+
+    return demo_main(args)
+
+
 def _sim_preview(args: argparse.Namespace) -> int:
     from partrm_gym.preview import sim_preview
 
@@ -43,6 +49,12 @@ def _train(args: argparse.Namespace) -> int:
     return train_main(args.rest)
 
 
+def _finetune_zero123pp(args: argparse.Namespace) -> int:
+    from partrm_gym.train.finetune_zero123pp import main as finetune_main
+
+    return finetune_main(args.rest)
+
+
 def _compare(args: argparse.Namespace) -> int:
     from partrm_gym.envs.compare import main as compare_main
 
@@ -55,8 +67,40 @@ def _bundle(args: argparse.Namespace) -> int:
     return bundle_main(args)
 
 
+def _policy(args: argparse.Namespace) -> int:
+    if args.action == "train":
+        from dataclasses import replace
+
+        from partrm_gym.config import load_config
+        from partrm_gym.policies.agents import AgentConfig, train_agent
+
+        cfg = load_config(AgentConfig, args.config) if args.config else AgentConfig()
+        overrides = {k: v for k, v in (("algo", args.algo), ("env_id", args.env), ("total_steps", args.steps),
+                                       ("seed", args.seed)) if v is not None}
+        cfg = replace(cfg, **overrides)
+        out = args.out or f"runs/policy/{cfg.algo}_{cfg.env_id}"
+        final = train_agent(cfg, out, resume=args.resume)
+        print(f"wrote {final} (policy.safetensors + agent.yaml); TensorBoard logs in {out}")
+        return 0
+    if args.action == "eval":
+        from partrm_gym.policies.evaluate import main as eval_main
+
+        return eval_main(args)
+    from partrm_gym.policies.experiment import main as experiment_main
+
+    return experiment_main(args)
+
+
 def _bench(args: argparse.Namespace) -> int:
-    if args.what == "render":
+    if args.what == "all":
+        from partrm_gym.bench.all import bench_all
+
+        bench_all(args)
+    elif args.what == "pipeline":
+        from partrm_gym.bench.pipeline import bench_pipeline
+
+        bench_pipeline(args)
+    elif args.what == "render":
         from partrm_gym.bench.render import bench_render
 
         bench_render(args)
@@ -78,6 +122,16 @@ def _bench(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="partrm-gym", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="one image + one drag -> the imagined next state beside the simulated truth")
+    p.add_argument("--out", default="outputs/demo")
+    p.add_argument("--model", default=None, help="checkpoint folder (default: the bundled model)")
+    p.add_argument("--category", default="dishwasher", help="object category (default: the held-out one)")
+    p.add_argument("--seed", type=int, default=2_000_100, help="object instance")
+    p.add_argument("--joint", type=int, default=0, help="which movable joint the drag moves")
+    p.add_argument("--segmenter", default="sim", choices=["sim", "classical"],
+                   help="part mask for drag propagation: simulator link mask, or OpenCV as on a real photo")
+    p.set_defaults(func=_demo)
 
     p = sub.add_parser("sim-preview", help="PNG grid of an object's canonical + evaluation views in 3 states")
     p.add_argument("--category", default="drawer", help="category or alias (drawer, door, microwave, laptop, ...)")
@@ -104,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rest", nargs=argparse.REMAINDER, help="CONFIG.yaml [--resume] [--out DIR] [--steps N] ...")
     p.set_defaults(func=_train)
 
+    p = sub.add_parser("finetune-zero123pp", add_help=False,
+                       help="fine-tune Zero123++ (local weights, GPU) to produce this project's dataset views")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="[CONFIG.yaml] --weights DIR [--data DIR] [--resume] ...")
+    p.set_defaults(func=_finetune_zero123pp)
+
     p = sub.add_parser("eval", help="score a checkpoint against the static baseline and the GT upper bound")
     p.add_argument("checkpoint", help="checkpoint folder, or 'none' for the baselines only")
     p.add_argument("--data", required=True, help="dataset folder")
@@ -128,14 +187,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval", nargs="*", default=[], help="evaluation Markdown tables to ship beside the weights")
     p.set_defaults(func=_bundle)
 
+    p = sub.add_parser("policy", help="train / evaluate manipulation policies; the headline experiment")
+    psub = p.add_subparsers(dest="action", required=True)
+    q = psub.add_parser("train", help="PPO or SAC (Stable-Baselines3) in imagination (PartRM-*) or the twin")
+    q.add_argument("config", nargs="?", help="agent YAML or shipped name (policy/ppo_imagination, policy/ppo_twin)")
+    q.add_argument("--algo", choices=["ppo", "sac"])
+    q.add_argument("--env", help="env ID, e.g. PartRM-Drawer-v0 (imagination) or PartRMSim-Drawer-v0 (twin)")
+    q.add_argument("--steps", type=int, help="total env steps")
+    q.add_argument("--seed", type=int)
+    q.add_argument("--out", help="run folder (default runs/policy/ALGO_ENV)")
+    q.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    q.set_defaults(func=_policy)
+    q = psub.add_parser("eval", help="success rate (95%% CI), mean return and a GIF of a policy")
+    q.add_argument("--env", default="PartRMSim-Drawer-v0")
+    q.add_argument("--policy", required=True, help="random | scripted | planner | an agent folder (…/final)")
+    q.add_argument("--episodes", type=int, default=20)
+    q.add_argument("--split", default="test", choices=["train", "test"])
+    q.add_argument("--seed", type=int, default=100_000, help="episode i uses seed + i")
+    q.add_argument("--model", default=None, help="planner: world-model checkpoint folder (default: bundled)")
+    q.add_argument("--candidates", type=int, default=16, help="planner: drags per CEM iteration")
+    q.add_argument("--iterations", type=int, default=2, help="planner: CEM iterations per step")
+    q.add_argument("--video-episodes", type=int, default=1, help="episodes recorded into the GIF")
+    q.add_argument("--out", default="outputs/policy_eval")
+    q.set_defaults(func=_policy)
+    q = psub.add_parser("experiment", help="random / scripted / planner / PPO-imagination / PPO-twin in the twin")
+    q.add_argument("config", nargs="?", default="policy/headline", help="experiment YAML or shipped name")
+    q.add_argument("--episodes", type=int, help="override the number of evaluation episodes")
+    q.add_argument("--model", default=None, help="world-model checkpoint folder (default: bundled)")
+    q.add_argument("--out", default="outputs/experiment")
+    q.set_defaults(func=_policy)
+
     p = sub.add_parser("bench", help="measure speed on this machine and print a Markdown table")
-    p.add_argument("what", choices=["render", "sim", "gt-splatter", "envs"])
+    p.add_argument("what", choices=["all", "render", "sim", "gt-splatter", "envs", "pipeline"])
     p.add_argument("--model", default=None, help="envs: checkpoint folder (default: the bundled model)")
     p.add_argument("--out", default=None, help="also write the table to this Markdown file")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--resolution", type=int, default=64, help="gt-splatter: image and splatter resolution")
     p.add_argument("--objects", type=int, default=3, help="gt-splatter: objects per category")
+    p.add_argument("--train-steps", type=int, default=30, help="pipeline: training steps timed per stage")
     p.set_defaults(func=_bench)
     return parser
 

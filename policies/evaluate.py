@@ -1,0 +1,92 @@
+"""``partrm-gym policy eval``: success rate (95% Wilson interval), mean return and a video of a policy.
+
+A policy is ``random``, ``scripted``, ``planner`` (CEM in imagination with a world model) or
+the folder of an agent trained by ``partrm-gym policy train``. Episode ``i`` uses seed
+``seed + i``, so every policy meets the same objects and goals (a paired comparison), and a
+world-model env and its twin given the same seed start from the same task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from partrm_gym.io import atomic_write_gif, atomic_write_json, atomic_write_text
+from partrm_gym.policies.agents import AgentPolicy, EpisodeResult, load_agent, make_env, run_episode, summarise
+from partrm_gym.policies.planner import ImaginationPlanner, PlannerConfig
+from partrm_gym.policies.scripted import make_policy
+
+BUILTIN_POLICIES = ("random", "scripted", "planner")
+
+
+def make_actor(policy: str, seed: int = 0, model_path: str | None = None,
+               planner: PlannerConfig | None = None, world_model: Any = None) -> Any:
+    """A callable ``act(obs)`` or an object with ``act(env, obs)`` for ``run_episode``."""
+    if policy in ("random", "scripted"):
+        return make_policy(policy, seed)
+    if policy == "planner":
+        from partrm_gym.model.world_model import WorldModel
+
+        return ImaginationPlanner(world_model or WorldModel.from_pretrained(model_path), planner or PlannerConfig(),
+                                  seed)
+    if not Path(policy).is_dir():
+        raise FileNotFoundError(f"policy {policy!r} is neither one of {BUILTIN_POLICIES} nor an agent folder "
+                                "(written by `partrm-gym policy train`, e.g. runs/ppo/final)")
+    model, _ = load_agent(policy)
+    return AgentPolicy(model)
+
+
+def evaluate(actor: Any, env_id: str, env_kwargs: dict[str, Any] | None, episodes: int, seed: int,
+             video_episodes: int = 1, desc: str = "eval") -> tuple[dict[str, Any], list[EpisodeResult]]:
+    """Run ``episodes`` episodes; the first ``video_episodes`` keep their frames (observation | goal)."""
+    env = make_env(env_id, env_kwargs).unwrapped  # the dict observation: policies see image and goal
+    results = []
+    for i in tqdm(range(episodes), desc=desc, unit="ep"):
+        results.append(run_episode(env, actor, seed + i, record=i < video_episodes))
+    env.close()
+    return summarise(results), results
+
+
+def write_report(out: Path, name: str, summary: dict[str, Any], results: list[EpisodeResult]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / f"{name}.json", summary)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["episode", "success", "return", "steps", "final_joint_error"])
+    for i, r in enumerate(results):
+        error = "" if r.joint_error is None else round(r.joint_error, 6)
+        w.writerow([i, int(r.success), round(r.ret, 6), r.steps, error])
+    atomic_write_text(out / f"{name}.csv", buf.getvalue())
+    frames = [f for r in results for f in r.frames]
+    if frames:
+        atomic_write_gif(out / f"{name}.gif", np.stack(frames))
+
+
+def format_summary(name: str, s: dict[str, Any]) -> str:
+    lo, hi = s["ci95"]
+    err = s["mean_final_joint_error"]
+    return (f"{name}: success {100 * s['success_rate']:.0f}% (95% CI {100 * lo:.0f}-{100 * hi:.0f}%) over "
+            f"{s['episodes']} episodes, mean return {s['mean_return']:.3f}, mean steps {s['mean_steps']:.1f}"
+            + (f", final joint error {err:.3f}" if err is not None else ""))
+
+
+def main(args: argparse.Namespace) -> int:
+    env_kwargs = {"split": args.split}
+    planner = PlannerConfig(candidates=args.candidates, iterations=args.iterations)
+    actor = make_actor(args.policy, args.seed, args.model, planner)
+    name = Path(args.policy).name if args.policy not in BUILTIN_POLICIES else args.policy
+    summary, results = evaluate(actor, args.env, env_kwargs, args.episodes, args.seed, args.video_episodes,
+                                desc=f"{name} on {args.env}")
+    summary.update({"policy": args.policy, "env": args.env, "env_kwargs": env_kwargs, "seed": args.seed,
+                    "planner": asdict(planner) if args.policy == "planner" else None})
+    write_report(Path(args.out), name, summary, results)
+    print(format_summary(name, summary))
+    print(f"wrote {args.out}/{name}.{{json,csv,gif}}")
+    return 0

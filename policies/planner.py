@@ -1,0 +1,99 @@
+"""Planning in imagination: the cross-entropy method over drags, scored by the world model.
+
+At every step the planner looks at the environment's current state the way the model does
+(its 4 canonical views: simulator renders in the twin, imagined renders in the world-model
+env), reconstructs it once, and then, for each candidate drag, propagates and transfers the
+drag, predicts the next state, renders it into the observation camera and measures its
+distance to the goal image. All candidates of one CEM iteration go through the model as one
+batch. The best candidate seen is executed in the real (or imagined) environment.
+
+The first CEM mean is the scripted policy's drag (a cheap, observation-only guess), so the
+planner starts from the same prior and improves on it with the model's foresight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from partrm_gym.envs.task import image_distance
+from partrm_gym.envs.world_model_env import render_gaussians
+from partrm_gym.model.drag_propagation import drags_for_model
+from partrm_gym.model.segmenters import ClassicalSegmenter, Segmenter
+from partrm_gym.model.world_model import WorldModel
+from partrm_gym.policies.scripted import ScriptedPolicy
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    candidates: int = 16  # drags scored per CEM iteration (one batched model call)
+    iterations: int = 2
+    elites: int = 4
+    init_std: float = 0.3  # of the first CEM distribution, in action units ([-1, 1])
+    min_std: float = 0.05
+
+
+class ImaginationPlanner:
+    """``act(env, obs)`` -> the action whose imagined outcome is closest to the goal image."""
+
+    def __init__(self, world_model: WorldModel, cfg: PlannerConfig | None = None, seed: int = 0,
+                 segmenter: Segmenter | None = None) -> None:
+        cfg = cfg or PlannerConfig()
+        if cfg.elites < 1 or cfg.elites > cfg.candidates:
+            raise ValueError(f"elites must be in 1..candidates ({cfg.candidates}), got {cfg.elites}")
+        self.model = world_model
+        self.cfg = cfg
+        self.rng = np.random.default_rng(seed)
+        self.segmenter = segmenter or ClassicalSegmenter()
+        self.prior = ScriptedPolicy(seed)
+        self.last_scores: np.ndarray | None = None  # imagined goal distances of the last step's candidates
+
+    def act(self, env: object, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """``env`` is a PartRM or PartRMSim env (unwrapped or not): it provides ``camera`` and ``render_camera``."""
+        base = getattr(env, "unwrapped", env)
+        camera = base.camera
+        views, _ = base.render_camera(self.model.input_cameras)
+        current = self.model.predict(views[None])
+        image, depth = (x[0] for x in render_gaussians(current, [camera]))
+        _, view_depths = render_gaussians(current, self.model.input_cameras)
+        goal = obs["goal"]
+        mean, std = self.prior(obs).astype(np.float64), np.full(4, self.cfg.init_std)
+        best_action, best_score = mean.copy(), image_distance(image, goal)  # doing nothing scores the present
+        scores_seen = []
+        for _ in range(self.cfg.iterations):
+            actions = np.clip(mean + std * self.rng.standard_normal((self.cfg.candidates, 4)), -1.0, 1.0)
+            scores = self._imagine(actions, views, image, depth, list(view_depths), goal, camera)
+            scores_seen.append(scores)
+            elite = actions[np.argsort(scores)[:self.cfg.elites]]
+            mean, std = elite.mean(axis=0), np.maximum(elite.std(axis=0), self.cfg.min_std)
+            k = int(np.argmin(scores))
+            if scores[k] < best_score:
+                best_action, best_score = actions[k], float(scores[k])
+        self.last_scores = np.concatenate(scores_seen)
+        return best_action.astype(np.float32)
+
+    def _imagine(self, actions: np.ndarray, views: np.ndarray, image: np.ndarray, depth: np.ndarray,
+                 view_depths: list[np.ndarray], goal: np.ndarray, camera: object) -> np.ndarray:
+        """Imagined distance to the goal after each action; a drag that misses the object changes nothing."""
+        scores = np.full(len(actions), image_distance(image, goal))
+        batch, idx = [], []
+        for i, a in enumerate(actions):
+            drag = (a.astype(np.float64) + 1.0) / 2.0
+            d, m = drags_for_model(drag, image, camera, depth, self.segmenter, self.model.input_cameras,
+                                   view_depths, self.model.max_drags, self.rng)
+            if m.any():
+                batch.append((d, m))
+                idx.append(i)
+        if not idx:
+            return scores
+        drags = np.stack([d for d, _ in batch])
+        masks = np.stack([m for _, m in batch])
+        predicted = self.model.predict(np.repeat(views[None], len(idx), axis=0), drags, masks)
+        for j, i in enumerate(idx):
+            rgb, _ = render_gaussians(predicted[j:j + 1], [camera])
+            scores[i] = image_distance(rgb[0], goal)
+        return scores
+
+
+__all__ = ["ImaginationPlanner", "PlannerConfig"]

@@ -1,0 +1,148 @@
+"""Planner in imagination, SB3 agents (safetensors checkpoints, resume), evaluation and the experiment."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_model_network import MINI
+
+from partrm_gym.model.checkpoint import save_checkpoint
+from partrm_gym.model.partrm import PartRM
+from partrm_gym.model.world_model import WorldModel
+from partrm_gym.policies.agents import AgentConfig, AgentPolicy, load_agent, make_env, train_agent, wilson_interval
+from partrm_gym.policies.evaluate import evaluate
+from partrm_gym.policies.experiment import ExperimentConfig, run_experiment
+from partrm_gym.policies.planner import ImaginationPlanner, PlannerConfig
+
+TWIN_KWARGS = {"split": "train", "resolution": 40, "max_steps": 2}  # NatureCNN needs >= 36 px
+
+
+def mini_world_model(seed=2):
+    torch.manual_seed(seed)
+    return WorldModel(PartRM(MINI), MINI)
+
+
+def test_planner_batches_candidates_and_returns_a_valid_action():
+    wm = mini_world_model()
+    calls = []
+    predict = wm.predict
+    wm.predict = lambda views, *a, **k: calls.append(len(views)) or predict(views, *a, **k)
+    cfg = PlannerConfig(candidates=6, iterations=2, elites=2)
+    planner = ImaginationPlanner(wm, cfg, seed=0)
+    env = make_env("PartRMSim-Drawer-v0", TWIN_KWARGS).unwrapped
+    obs, _ = env.reset(seed=1)
+    action = planner.act(env, obs)
+    assert action.shape == (4,) and action.dtype == np.float32 and np.all(np.abs(action) <= 1)
+    assert calls[0] == 1 and len(calls) <= 1 + cfg.iterations  # one reconstruction, <= one batch per iteration
+    assert all(1 <= c <= cfg.candidates for c in calls[1:])
+    assert planner.last_scores.shape == (cfg.candidates * cfg.iterations,)
+    assert np.all((planner.last_scores >= 0) & (planner.last_scores <= 1))
+    with pytest.raises(ValueError, match="elites"):
+        ImaginationPlanner(wm, PlannerConfig(candidates=2, elites=3))
+    env.close()
+
+
+def test_wilson_interval():
+    lo, hi = wilson_interval(0, 10)
+    assert lo == 0.0 and abs(hi - 0.2775) < 1e-3
+    lo, hi = wilson_interval(5, 10)
+    assert abs(lo - 0.2366) < 1e-3 and abs(hi - 0.7634) < 1e-3
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_agent_trains_checkpoints_resumes_and_reloads(tmp_path):
+    cfg = AgentConfig(algo="ppo", env_id="PartRMSim-Drawer-v0", env_kwargs=TWIN_KWARGS, total_steps=64, n_envs=1,
+                      n_steps=32, batch_size=32, n_epochs=1, checkpoint_every=32)
+    final = train_agent(cfg, tmp_path / "run", progress=False)
+    assert (final / "policy.safetensors").is_file() and (final / "agent.yaml").is_file()
+    assert not list(final.glob("*.zip")) and not list(final.glob("*.pkl"))  # no pickles
+    steps = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step_*"))
+    assert steps == ["step_0000032", "step_0000064"]
+    model, loaded_cfg = load_agent(final)
+    assert loaded_cfg == cfg
+    obs = make_env(cfg.env_id, cfg.env_kwargs).reset(seed=0)[0]
+    a1 = AgentPolicy(model)({"image": obs[..., :3], "goal": obs[..., 3:]})
+    a2, _ = load_agent(final)[0].predict(obs, deterministic=True)
+    assert np.allclose(a1, a2) and a1.shape == (4,)
+    longer = AgentConfig(**{**cfg.__dict__, "total_steps": 96})
+    train_agent(longer, tmp_path / "run", resume=True, progress=False)
+    provenance = json.loads((tmp_path / "run" / "final" / "provenance.json").read_text())
+    assert provenance["metrics"]["num_timesteps"] == 96  # continued from 64, not from 0
+
+
+def test_bad_agent_folders_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="policy.safetensors"):
+        load_agent(tmp_path)
+    cfg = AgentConfig(algo="ppo", env_id="PartRMSim-Drawer-v0", env_kwargs=TWIN_KWARGS, total_steps=32, n_envs=1,
+                      n_steps=32, batch_size=32, n_epochs=1, checkpoint_every=32)
+    final = train_agent(cfg, tmp_path / "run", progress=False)
+    (final / "policy.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_agent(final)
+    with pytest.raises(ValueError, match="algo"):
+        AgentConfig(algo="dqn")
+
+
+def test_evaluation_is_paired_by_seed():
+    from partrm_gym.policies.scripted import make_policy
+
+    a, ra = evaluate(make_policy("scripted", 0), "PartRMSim-Drawer-v0", TWIN_KWARGS, 3, seed=7, video_episodes=1)
+    b, rb = evaluate(make_policy("scripted", 0), "PartRMSim-Drawer-v0", TWIN_KWARGS, 3, seed=7, video_episodes=0)
+    assert [r.ret for r in ra] == [r.ret for r in rb] and a["success_rate"] == b["success_rate"]
+    assert ra[0].frames and ra[0].frames[0].shape == (40, 80, 3) and not rb[0].frames
+    assert 0.0 <= a["ci95"][0] <= a["success_rate"] <= a["ci95"][1] <= 1.0
+
+
+def test_experiment_writes_table_and_resumes(tmp_path):
+    save_checkpoint(PartRM(MINI), MINI, tmp_path / "mini")
+    cfg = ExperimentConfig(episodes=2, correlation_episodes=2, seed=3, model_path=str(tmp_path / "mini"),
+                           env_kwargs={"resolution": 32, "max_steps": 2},
+                           planner=PlannerConfig(candidates=2, iterations=1, elites=1), agents={},
+                           baselines=("random", "scripted", "planner"))
+    out = tmp_path / "exp"
+    result = run_experiment(cfg, out)
+    assert [r["policy"] for r in result["rows"]] == ["random", "scripted", "planner"]
+    for name in ("results.md", "results.csv", "results.png", "eval/planner_twin.json", "eval/random_imagined.csv"):
+        assert (out / name).stat().st_size > 0
+    assert result["correlation"]["episodes"] == 6
+    mtime = (out / "eval" / "planner_twin.json").stat().st_mtime_ns
+    again = run_experiment(cfg, out)  # finished evaluations are reused, not recomputed
+    assert (out / "eval" / "planner_twin.json").stat().st_mtime_ns == mtime
+    assert again["rows"] == result["rows"]
+
+
+def test_world_model_vec_env_for_sb3_batches_and_resets_in_the_same_step(tmp_path):
+    from partrm_gym.policies.agents import WorldModelVecEnv
+
+    wm = mini_world_model()
+    calls = []
+    predict = wm.predict
+    wm.predict = lambda views, *a, **k: calls.append(len(views)) or predict(views, *a, **k)
+    venv = WorldModelVecEnv("PartRM-Drawer-v0", {"world_model": wm, **TWIN_KWARGS}, n_envs=3, seed=1)
+    obs = venv.reset()
+    assert obs.shape == (3, 40, 40, 6) and obs.dtype == np.uint8
+    calls.clear()
+    centre = np.tile(np.array([0.0, 0.1, -0.2, 0.1], np.float32), (3, 1))
+    venv.step_async(centre)
+    obs1, rewards, dones, infos = venv.step_wait()
+    assert len(calls) <= 1 and rewards.dtype == np.float32 and not dones.any()  # one batched call at most
+    venv.step_async(centre)
+    obs2, rewards, dones, infos = venv.step_wait()
+    assert dones.all()  # max_steps = 2
+    for i in range(3):
+        terminal = infos[i]["terminal_observation"]
+        assert terminal.shape == (40, 40, 6) and "is_success" in infos[i]
+        assert not np.array_equal(terminal, obs2[i])  # obs2 already belongs to the next episode
+    venv.close()
+
+
+def test_ppo_trains_in_imagination(tmp_path):
+    save_checkpoint(PartRM(MINI), MINI, tmp_path / "mini")
+    cfg = AgentConfig(algo="ppo", env_id="PartRM-Drawer-v0", env_kwargs={**TWIN_KWARGS, "model_path":
+                                                                         str(tmp_path / "mini")},
+                      total_steps=32, n_envs=2, n_steps=16, batch_size=16, n_epochs=1, checkpoint_every=32)
+    final = train_agent(cfg, tmp_path / "run", progress=False)
+    model, _ = load_agent(final)
+    assert model.num_timesteps == 0  # a loaded agent is for acting; its weights are the trained ones
+    assert json.loads((final / "provenance.json").read_text())["metrics"]["num_timesteps"] == 32
