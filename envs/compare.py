@@ -13,14 +13,13 @@ import csv
 import io
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 
 from partrm_gym.cameras import evaluation_rig
 from partrm_gym.envs.registration import ENV_CATEGORIES
 from partrm_gym.envs.sim_env import PartRMSimEnv
 from partrm_gym.envs.world_model_env import PartRMEnv
-from partrm_gym.io import atomic_write_bytes, atomic_write_text
+from partrm_gym.io import atomic_write_gif, atomic_write_text
 from partrm_gym.metrics import chamfer_distance, psnr, ssim
 from partrm_gym.plotting import save_figure, subplots
 from partrm_gym.policies.scripted import make_policy
@@ -73,8 +72,7 @@ def compare(env_name: str, policy_name: str, steps: int, seed: int, out: Path, m
     imagined.close()
     twin.close()
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "compare.gif", iio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=500,
-                                                        loop=0))
+    atomic_write_gif(out / "compare.gif", np.stack(frames))
     buf = io.StringIO()
     w = csv.DictWriter(buf, list(rows[0]))
     w.writeheader()

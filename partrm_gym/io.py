@@ -54,3 +54,10 @@ def atomic_write_image(path: str | Path, image: Any) -> None:
 
     path = Path(path)
     atomic_write_bytes(path, iio.imwrite("<bytes>", image, extension=path.suffix))
+
+
+def atomic_write_gif(path: str | Path, frames: Any, frame_ms: int = 500) -> None:
+    """Write a looping animated GIF of uint8 frames (T, H, W, 3)."""
+    import imageio.v3 as iio
+
+    atomic_write_bytes(path, iio.imwrite("<bytes>", frames, extension=".gif", duration=frame_ms, loop=0))

@@ -41,11 +41,11 @@ CHAMFER_POINTS = 4096  # points per side, subsampled for speed
 OPACITY_FLOOR = 0.05  # Gaussians fainter than this are left out of the Chamfer distance
 
 
-def simulator_points(depth: torch.Tensor, dataset: PartDragDataset, rng: np.random.Generator) -> np.ndarray:
-    """Back-projected object pixels of the 12 dataset views of one state, subsampled."""
+def simulator_points(depth: torch.Tensor | np.ndarray, cameras: list, rng: np.random.Generator) -> np.ndarray:
+    """Back-projected object pixels of one state's views (depth (V, H, W), ``inf`` off the object), subsampled."""
     pts = []
-    for v, cam in enumerate(dataset.view_cameras):
-        d = depth[v].numpy()
+    for v, cam in enumerate(cameras):
+        d = np.asarray(depth[v])
         rows, cols = np.nonzero(np.isfinite(d))
         uv = np.stack([cols + 0.5, rows + 0.5], axis=1)
         pts.append(cam.backproject(uv, d[rows, cols].astype(np.float64)))
@@ -85,7 +85,7 @@ def evaluate(checkpoint: str | Path | None, data: str | Path, split: str = "test
         if model is not None:
             preds["model"] = model(batch["input_rgb"], batch["plucker"], batch["drags"], batch["drag_mask"]).float()
         target = batch["target_rgb"][:, views]
-        truth_pts = simulator_points(item["depth_dst"], dataset, rng) if "depth_dst" in item else None
+        truth_pts = simulator_points(item["depth_dst"], dataset.view_cameras, rng) if "depth_dst" in item else None
         renders = {}
         for method, splat in preds.items():
             rgb, _ = render_views(splat, batch["viewmats"][:, views], batch["Ks"][:, views],

@@ -1,0 +1,35 @@
+"""``partrm-gym bench all``: every benchmark in one Markdown report (the README's table comes from it)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from partrm_gym.io import atomic_write_text
+
+
+@dataclass(frozen=True)
+class _Part:
+    name: str
+    module: str
+    function: str
+
+
+PARTS = (_Part("envs", "partrm_gym.bench.envs", "bench_envs"),
+         _Part("render", "partrm_gym.bench.render", "bench_render"),
+         _Part("sim", "partrm_gym.bench.sim", "bench_sim"),
+         _Part("pipeline", "partrm_gym.bench.pipeline", "bench_pipeline"),
+         _Part("gt-splatter", "partrm_gym.bench.gt_splatter", "bench_gt_splatter"))
+
+
+def bench_all(args: argparse.Namespace) -> str:
+    import importlib
+
+    sections = []
+    for part in PARTS:
+        run = getattr(importlib.import_module(part.module), part.function)
+        sections.append(run(argparse.Namespace(**{**vars(args), "out": None})))
+    text = f"# Benchmarks\n\nAll sections: `partrm-gym bench all --repeats {args.repeats}`.\n\n" + "\n".join(sections)
+    if args.out:
+        atomic_write_text(args.out, text)
+    return text
