@@ -170,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="outputs/eval")
     p.add_argument("--max-pairs", type=int, default=None, help="score this many pairs spread over the split")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--lpips-weights", default=None, help="local LPIPS(VGG) weights file; without it LPIPS is "
+                   "reported as unavailable")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("compare", help="imagined vs simulated: the same drags in PartRM-* and PartRMSim-*")

@@ -130,11 +130,25 @@ def test_eval_rows_and_report(setup, tmp_path):
     summary = summarise(rows)
     assert summary["all"]["gt_upper_bound"]["chamfer"] < summary["all"]["static"]["chamfer"]
     args = argparse.Namespace(checkpoint="none", data=str(setup / "data"), split="test", max_pairs=2, device="cpu",
-                              out=str(tmp_path))
+                              out=str(tmp_path), lpips_weights=None)
     assert eval_main(args) == 0
     text = (tmp_path / "eval_test.md").read_text()
     assert "static" in text and "model |" not in text and "LPIPS: unavailable" in text
     assert (tmp_path / "eval_test.csv").is_file() and (tmp_path / "eval_test.png").is_file()
+    # with a (stand-in) perceptual metric the column appears and is filled per pair
+    calls = []
+
+    def fake_lpips(pred, target):
+        assert pred.shape[1] == 3 and pred.min() >= -1 and pred.max() <= 1
+        calls.append(pred.shape[0])
+        return (pred - target).abs().mean(dim=(1, 2, 3))
+
+    rows = evaluate(None, setup / "data", "test", max_pairs=2, lpips_fn=fake_lpips)
+    assert all(r["lpips"] >= 0 for r in rows) and calls == [8] * len(rows)  # the 8 evaluation views
+    from partrm_gym.train.evaluate import markdown
+
+    table = markdown(summarise(rows), "n/a")
+    assert "LPIPS ↓" in table and "LPIPS: n/a" not in table
 
 
 def test_splatter_loss_ignores_background_placeholders_and_quaternion_sign():

@@ -19,6 +19,7 @@ import argparse
 import csv
 import io
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from tqdm import tqdm
 from partrm_gym.cameras import evaluation_view_indices
 from partrm_gym.gaussians import OPACITY, XYZ
 from partrm_gym.io import atomic_write_image, atomic_write_json, atomic_write_text
-from partrm_gym.metrics import chamfer_distance, psnr, ssim
+from partrm_gym.metrics import chamfer_distance, load_lpips, lpips_available, psnr, ssim
 from partrm_gym.model.checkpoint import load_checkpoint
 from partrm_gym.plotting import save_figure, subplots
 from partrm_gym.preview import image_grid, to_uint8_image
@@ -36,7 +37,7 @@ from partrm_gym.train.dataset import PartDragDataset
 from partrm_gym.train.losses import render_views
 
 METHODS = ("static", "model", "gt_upper_bound")
-METRICS = ("psnr", "ssim", "chamfer")
+METRICS = ("psnr", "ssim", "chamfer", "lpips")
 CHAMFER_POINTS = 4096  # points per side, subsampled for speed
 OPACITY_FLOOR = 0.05  # Gaussians fainter than this are left out of the Chamfer distance
 
@@ -65,8 +66,13 @@ def splatter_points(splatter: torch.Tensor, rng: np.random.Generator) -> tuple[n
 
 @torch.no_grad()
 def evaluate(checkpoint: str | Path | None, data: str | Path, split: str = "test", max_pairs: int | None = None,
-             device: str = "cpu", seed: int = 0, sample_png: Path | None = None) -> list[dict]:
-    """One row per (pair, method) with the metrics; the model row is skipped without a checkpoint."""
+             device: str = "cpu", seed: int = 0, sample_png: Path | None = None,
+             lpips_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> list[dict]:
+    """One row per (pair, method) with the metrics; the model row is skipped without a checkpoint.
+
+    ``lpips_fn(pred, target)`` takes (N, 3, H, W) images in [-1, 1] (the ``lpips`` package's
+    convention) and is only given when a local backbone loaded (:func:`partrm_gym.metrics.load_lpips`).
+    """
     dataset = PartDragDataset(data, split)
     model = None
     if checkpoint is not None:
@@ -95,6 +101,8 @@ def evaluate(checkpoint: str | Path | None, data: str | Path, split: str = "test
             row = {"pair": int(i), "category": dataset.category(int(i)), "method": method,
                    "psnr": float(psnr(rgb, target)),
                    "ssim": float(np.mean([ssim(rgb[0, v], target[0, v]) for v in range(len(views))]))}
+            if lpips_fn is not None:
+                row["lpips"] = float(lpips_fn(rgb[0] * 2 - 1, target[0] * 2 - 1).mean())
             if truth_pts is not None:
                 pts, w = splatter_points(splat[0].cpu(), rng)
                 row["chamfer"] = float(chamfer_distance(pts, truth_pts, weights_a=w)) if len(pts) else float("nan")
@@ -123,14 +131,17 @@ def summarise(rows: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
 
 
 def markdown(summary: dict, lpips_note: str) -> str:
-    lines = ["| category | method | pairs | PSNR ↑ | SSIM ↑ | Chamfer ↓ |", "|---|---|---|---|---|---|"]
+    with_lpips = any("lpips" in m for per_cat in summary.values() for m in per_cat.values())
+    lines = ["| category | method | pairs | PSNR ↑ | SSIM ↑ | Chamfer ↓ |" + (" LPIPS ↓ |" if with_lpips else ""),
+             "|---|---|---|---|---|---|" + ("---|" if with_lpips else "")]
     for cat in sorted(summary, key=lambda c: (c == "all", c)):
         for method in METHODS:
             if method in summary[cat]:
                 s = summary[cat][method]
                 lines.append(f"| {cat} | {method} | {s['pairs']} | {s.get('psnr', float('nan')):.2f} | "
-                             f"{s.get('ssim', float('nan')):.4f} | {s.get('chamfer', float('nan')):.4f} |")
-    return "\n".join(lines) + f"\n\nLPIPS: {lpips_note}\n"
+                             f"{s.get('ssim', float('nan')):.4f} | {s.get('chamfer', float('nan')):.4f} |"
+                             + (f" {s.get('lpips', float('nan')):.4f} |" if with_lpips else ""))
+    return "\n".join(lines) + ("" if with_lpips else f"\n\nLPIPS: {lpips_note}") + "\n"
 
 
 def plot(summary: dict, path: Path) -> None:
@@ -148,10 +159,12 @@ def plot(summary: dict, path: Path) -> None:
 
 def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
+    available, reason = lpips_available(args.lpips_weights)
+    lpips_fn = load_lpips(args.lpips_weights, args.device) if available else None
     rows = evaluate(None if args.checkpoint in ("none", "") else args.checkpoint, args.data, args.split,
-                    args.max_pairs, args.device, sample_png=out / f"samples_{args.split}.png")
+                    args.max_pairs, args.device, sample_png=out / f"samples_{args.split}.png", lpips_fn=lpips_fn)
     summary = summarise(rows)
-    lpips_note = "unavailable (no local LPIPS backbone given)"
+    lpips_note = f"unavailable ({reason})"
     text = f"# Evaluation ({args.split} split)\n\nCommand: `partrm-gym eval {args.checkpoint} --data {args.data} " \
            f"--split {args.split}`\n\n" + markdown(summary, lpips_note)
     atomic_write_text(out / f"eval_{args.split}.md", text)
