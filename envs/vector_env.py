@@ -77,14 +77,15 @@ class PartRMVectorEnv(gym.vector.VectorEnv):
             infos.append(info)
         done = terms | truncs
         if self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP:
-            final_obs, final_info = [None] * self.num_envs, [None] * self.num_envs
+            final_obs = np.empty(self.num_envs, dtype=object)
+            final_info: list[dict] = [{} for _ in range(self.num_envs)]
             for i in np.flatnonzero(done):
                 final_obs[i], final_info[i] = obs[i], infos[i]
                 obs[i], infos[i] = self.envs[i].reset()
             out_info = self._infos(infos)
-            if done.any():
-                out_info.update({"final_obs": np.array(final_obs, dtype=object), "_final_obs": done.copy(),
-                                 "final_info": np.array(final_info, dtype=object), "_final_info": done.copy()})
+            if done.any():  # Gymnasium's layout: final_obs an object array, final_info a dict of arrays
+                out_info.update({"final_obs": final_obs, "_final_obs": done.copy(),
+                                 "final_info": self._infos(final_info), "_final_info": done.copy()})
             return self._stack(obs), rewards, terms, truncs, out_info
         self._needs_reset = done
         return self._stack(obs), rewards, terms, truncs, self._infos(infos)

@@ -21,11 +21,10 @@ import numpy as np
 import torch
 
 from partrm_gym.cameras import stack_cameras
-from partrm_gym.drags import to_pixels
 from partrm_gym.envs.base import ArticulatedTaskEnv
 from partrm_gym.envs.task import decode_action, image_distance, reward_and_success, sample_task
 from partrm_gym.gaussians import Gaussians, save_ply
-from partrm_gym.model.drag_propagation import propagate_drag, transfer_drags
+from partrm_gym.model.drag_propagation import drags_for_model, starts_on_surface
 from partrm_gym.model.segmenters import ClassicalSegmenter, SamSegmenter, Segmenter
 from partrm_gym.model.world_model import WorldModel
 from partrm_gym.rendering import rasterize
@@ -134,17 +133,13 @@ class PartRMEnv(ArticulatedTaskEnv):
 
     def _model_drags(self, drag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Segment in the imagined observation, propagate, transfer to the 4 views; re-render those views."""
-        u, v = to_pixels(drag[:2], self.camera)
-        r, c = int(min(v, self.camera.height - 1)), int(min(u, self.camera.width - 1))
-        if not np.isfinite(self._depth[r, c]):  # a miss costs no rendering: the state does not change
+        if not starts_on_surface(drag, self.camera, self._depth):  # a miss costs no rendering: nothing changes
             return np.zeros((4, self.model.max_drags, 4), np.float32), np.zeros((4, self.model.max_drags), bool)
         view_rgb, view_depth = render_gaussians(self.gaussians, self.model.input_cameras)
         if self._views is None:
             self._views = view_rgb[None]
-        part = self.segmenter.segment(self._image, (u, v)) & np.isfinite(self._depth)
-        propagated = propagate_drag(drag, part, self.model.max_drags, self.np_random)
-        return transfer_drags(propagated, self.camera, self._depth, self.model.input_cameras, list(view_depth),
-                              self.model.max_drags)
+        return drags_for_model(drag, self._image, self.camera, self._depth, self.segmenter, self.model.input_cameras,
+                               list(view_depth), self.model.max_drags, self.np_random)
 
     def _obs(self) -> dict[str, np.ndarray]:
         return {"image": self._image.copy(), "goal": self._goal_image.copy()}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from partrm_gym.cameras import RigConfig
 from partrm_gym.drags import DEFAULT_MAX_DRAGS
-from partrm_gym.gt_splatter import FOOTPRINT_SIGMA
+from partrm_gym.gaussians import FOOTPRINT_SIGMA
 
 
 @dataclass(frozen=True)

@@ -74,11 +74,23 @@ def transfer_drags(drags: np.ndarray, camera: Camera, depth: np.ndarray, views: 
     return np.stack(all_d), np.stack(all_m)
 
 
+def starts_on_surface(drag: np.ndarray, camera: Camera, depth: np.ndarray) -> bool:
+    """Whether the drag's start pixel shows a surface (finite depth) in ``camera``."""
+    u, v = to_pixels(validate_drags(drag)[0, :2], camera)
+    return bool(np.isfinite(depth[int(min(v, camera.height - 1)), int(min(u, camera.width - 1))]))
+
+
 def drags_for_model(drag: np.ndarray, image: np.ndarray, camera: Camera, depth: np.ndarray,
                     segmenter: Segmenter, views: Sequence[Camera], view_depths: Sequence[np.ndarray] | None,
                     max_drags: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Segment, propagate and transfer one user drag; returns the model's (V, max_drags, 4) drags and mask."""
+    """Segment, propagate and transfer one user drag; returns the model's (V, max_drags, 4) drags and mask.
+
+    A drag that starts off the surface (``depth`` infinite there) grabs nothing: all-False mask.
+    The part mask is limited to pixels with a surface, so no propagated drag starts in the air.
+    """
     d = validate_drags(drag)[0]
+    if not starts_on_surface(d, camera, depth):
+        return np.zeros((len(views), max_drags, 4), np.float32), np.zeros((len(views), max_drags), bool)
     start_px = tuple(to_pixels(d[:2], camera))
-    mask = segmenter.segment(image, start_px)  # type: ignore[arg-type]
+    mask = segmenter.segment(image, start_px) & np.isfinite(depth)  # type: ignore[arg-type]
     return transfer_drags(propagate_drag(d, mask, max_drags, rng), camera, depth, views, view_depths, max_drags)

@@ -126,8 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="one image + one drag -> the imagined next state beside the simulated truth")
     p.add_argument("--out", default="outputs/demo")
     p.add_argument("--model", default=None, help="checkpoint folder (default: the bundled model)")
-    p.add_argument("--category", default="dishwasher", help="object category (default: the held-out one)")
-    p.add_argument("--seed", type=int, default=2_000_100, help="object instance")
+    p.add_argument("--category", default=None, help="object category (default: the held-out one)")
+    p.add_argument("--seed", type=int, default=None, help="object instance (default: one no split uses)")
     p.add_argument("--joint", type=int, default=0, help="which movable joint the drag moves")
     p.add_argument("--segmenter", default="sim", choices=["sim", "classical"],
                    help="part mask for drag propagation: simulator link mask, or OpenCV as on a real photo")

@@ -147,7 +147,8 @@ def run_demo(out: str | Path, model_path: str | None = None, cfg: DemoConfig | N
 
 def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    cfg = DemoConfig(category=args.category, seed=args.seed, joint=args.joint, segmenter=args.segmenter)
+    given = {"category": args.category, "seed": args.seed, "joint": args.joint, "segmenter": args.segmenter}
+    cfg = DemoConfig(**{k: v for k, v in given.items() if v is not None})
     files = run_demo(args.out, args.model, cfg)
     print(Path(files["metrics"]).read_text())
     for name, path in files.items():

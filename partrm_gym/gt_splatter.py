@@ -15,14 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from partrm_gym.cameras import Camera
-from partrm_gym.gaussians import OPACITY, RGB, ROTATION, SCALE, SPLATTER_CHANNELS, XYZ
+from partrm_gym.gaussians import FOOTPRINT_SIGMA, OPACITY, RGB, ROTATION, SCALE, SPLATTER_CHANNELS, XYZ
 from partrm_gym.scene import Scene, SimFrame
 
-# Disc std as a fraction of the pixel footprint. With antialiased rendering a Gaussian much
-# smaller than the 0.3 px² dilation fades, so the discs must be about a pixel wide to close
-# the surface; swept 0.3-0.8 on all categories (bench gt-splatter): 0.5 gives the best
-# evaluation-view PSNR (0.4 leaves holes, 0.6 and up blur).
-FOOTPRINT_SIGMA = 0.5
 THICKNESS = 0.1  # disc std along the normal, as a fraction of its in-plane std
 MIN_COS = 0.5  # grazing surfaces: footprint stretch along the tilt capped at 1 / MIN_COS (0.25 was worse)
 SAME_SURFACE_STEP = 1.5  # neighbours farther apart than this many (stretched) pixel footprints: another surface

@@ -20,9 +20,10 @@ from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium.vector import AutoresetMode
 from safetensors import SafetensorError
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, load_model, save_file, save_model
 from stable_baselines3.common.vec_env import VecEnv
 
 from partrm_gym.config import ConfigError, load_config, save_config
@@ -32,6 +33,7 @@ from partrm_gym.provenance import provenance
 from partrm_gym.train.train_state import latest_checkpoint, load_training_state, save_training_state
 
 POLICY_WEIGHTS, AGENT_CONFIG = "policy.safetensors", "agent.yaml"
+SAC_ENTROPY = "entropy_coefficient.safetensors"
 ALGOS = ("ppo", "sac")
 
 
@@ -65,14 +67,18 @@ class AgentConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
 
+def stacked_space(observation_space: gym.spaces.Dict) -> gym.spaces.Box:
+    """The Box of the current and goal images stacked along channels."""
+    h, w, c = observation_space["image"].shape
+    return gym.spaces.Box(0, 255, (h, w, 2 * c), np.uint8)
+
+
 class StackImageGoal(gym.ObservationWrapper):
     """Dict(image, goal) of (H, W, 3) uint8 -> one (H, W, 6) uint8 image."""
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        image = env.observation_space["image"]
-        h, w, c = image.shape
-        self.observation_space = gym.spaces.Box(0, 255, (h, w, 2 * c), np.uint8)
+        self.observation_space = stacked_space(env.observation_space)
 
     def observation(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         return _stack(observation)
@@ -115,9 +121,7 @@ class WorldModelVecEnv(VecEnv):
 
         self.venv = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point",
                                  autoreset_mode=AutoresetMode.SAME_STEP, **env_kwargs)
-        image = self.venv.single_observation_space["image"]
-        space = gym.spaces.Box(0, 255, (*image.shape[:2], 2 * image.shape[2]), np.uint8)
-        super().__init__(n_envs, space, self.venv.single_action_space)
+        super().__init__(n_envs, stacked_space(self.venv.single_observation_space), self.venv.single_action_space)
         self._seed: int | None = seed
         self._actions: np.ndarray | None = None
 
@@ -133,12 +137,11 @@ class WorldModelVecEnv(VecEnv):
         obs, rewards, terms, truncs, info = self.venv.step(self._actions)
         dones = terms | truncs
         infos: list[dict] = [{} for _ in range(self.num_envs)]
-        for i in range(self.num_envs):
-            if dones[i]:
-                final = info["final_info"][i]
-                infos[i] = {"is_success": bool(final.get("is_success", False)),
-                            "terminal_observation": _stack(info["final_obs"][i]),
-                            "TimeLimit.truncated": bool(truncs[i] and not terms[i])}
+        for i in np.flatnonzero(dones):
+            final = info["final_info"]  # Gymnasium's layout: arrays over envs
+            infos[i] = {"is_success": bool(final["is_success"][i]) if "is_success" in final else False,
+                        "terminal_observation": _stack(info["final_obs"][i]),
+                        "TimeLimit.truncated": bool(truncs[i] and not terms[i])}
         return _stack(obs), rewards.astype(np.float32), dones, infos
 
     def close(self) -> None:
@@ -178,13 +181,43 @@ def build_agent(cfg: AgentConfig, env: Any) -> Any:
     return SAC(buffer_size=cfg.buffer_size, learning_starts=cfg.learning_starts, batch_size=cfg.batch_size, **common)
 
 
+class _SpacesOnly(gym.Env):
+    """Just the spaces an agent was trained with: enough to build its networks, nothing to simulate."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space) -> None:
+        self.observation_space, self.action_space = observation_space, action_space
+
+
+def agent_spaces(cfg: AgentConfig) -> _SpacesOnly:
+    from dataclasses import fields
+
+    from partrm_gym.envs.task import TaskConfig, make_spaces
+
+    task = TaskConfig(**{k: v for k, v in cfg.env_kwargs.items() if k in {f.name for f in fields(TaskConfig)}})
+    action, observation = make_spaces(task)
+    return _SpacesOnly(stacked_space(observation), action)
+
+
+def _optimizers(model: Any) -> dict[str, torch.optim.Optimizer]:
+    """Every optimiser an SB3 model trains with (PPO: one; SAC: actor, critic and the entropy coefficient's)."""
+    if hasattr(model, "actor") and hasattr(model, "critic"):
+        opts = {"actor": model.actor.optimizer, "critic": model.critic.optimizer}
+        if getattr(model, "ent_coef_optimizer", None) is not None:
+            opts["ent_coef"] = model.ent_coef_optimizer
+        return opts
+    return {"policy": model.policy.optimizer}
+
+
 def save_agent(model: Any, cfg: AgentConfig, folder: str | Path, metrics: dict[str, Any] | None = None) -> Path:
+    """Weights, config and provenance (written last: its presence marks a complete folder)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{POLICY_WEIGHTS}.tmp"
     save_model(model.policy, str(tmp))  # (not save_file: SB3 shares the CNN between actor and critic)
     checksum = file_sha256(tmp)
     tmp.replace(folder / POLICY_WEIGHTS)
+    if isinstance(getattr(model, "log_ent_coef", None), torch.Tensor):  # SAC's learned entropy coefficient
+        save_file({"log_ent_coef": model.log_ent_coef.detach().cpu()}, str(folder / SAC_ENTROPY))
     save_config(cfg, folder / AGENT_CONFIG)
     atomic_write_json(folder / PROVENANCE, {**provenance(None, {"num_timesteps": int(model.num_timesteps),
                                                                 **(metrics or {})}), CHECKSUM_KEY: checksum})
@@ -192,7 +225,7 @@ def save_agent(model: Any, cfg: AgentConfig, folder: str | Path, metrics: dict[s
 
 
 def load_agent(folder: str | Path, env: Any = None, device: str = "cpu") -> tuple[Any, AgentConfig]:
-    """An SB3 model with the saved policy weights; ``env`` defaults to one env of the config's env ID."""
+    """An SB3 model with the saved policy weights, for acting; ``env`` defaults to the training spaces only."""
     folder = Path(folder)
     for name in (POLICY_WEIGHTS, AGENT_CONFIG):
         if not (folder / name).is_file():
@@ -207,7 +240,7 @@ def load_agent(folder: str | Path, env: Any = None, device: str = "cpu") -> tupl
         if expected is not None and file_sha256(folder / POLICY_WEIGHTS) != expected:
             raise ValueError(f"{folder / POLICY_WEIGHTS} is corrupt or was modified (its SHA-256 differs from "
                              f"{PROVENANCE}); train or copy it again")
-    model = build_agent(cfg, env if env is not None else make_env(cfg.env_id, cfg.env_kwargs))
+    model = build_agent(cfg, env if env is not None else agent_spaces(cfg))
     _load_policy(model, folder / POLICY_WEIGHTS)
     return model, cfg
 
@@ -242,29 +275,34 @@ def train_agent(cfg: AgentConfig, out: str | Path, resume: bool = False, progres
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / AGENT_CONFIG)
     venv = VecMonitor(make_vec_env(cfg))
-    model = build_agent(cfg, venv)
-    if resume:
-        ckpt = latest_checkpoint(out)
-        if ckpt is None:
-            raise FileNotFoundError(f"--resume: no checkpoint under {out}/checkpoints; start without --resume")
-        _load_policy(model, ckpt / POLICY_WEIGHTS)
-        model.num_timesteps = int(load_training_state(ckpt, model.policy.optimizer)["step"])
-    # one log folder per (re)start, so a resumed run does not overwrite the CSV of the first
-    model.set_logger(configure(str(out / "logs" / f"from_step_{model.num_timesteps:07d}"), ["csv", "tensorboard"]))
+    try:
+        model = build_agent(cfg, venv)
+        if resume:
+            ckpt = latest_checkpoint(out)
+            if ckpt is None:
+                raise FileNotFoundError(f"--resume: no checkpoint under {out}/checkpoints; start without --resume")
+            _load_policy(model, ckpt / POLICY_WEIGHTS)
+            if (ckpt / SAC_ENTROPY).is_file():
+                with torch.no_grad():
+                    model.log_ent_coef.copy_(load_file(str(ckpt / SAC_ENTROPY))["log_ent_coef"])
+            model.num_timesteps = int(load_training_state(ckpt, _optimizers(model))["step"])
+        # one log folder per (re)start, so a resumed run does not overwrite the CSV of the first
+        model.set_logger(configure(str(out / "logs" / f"from_step_{model.num_timesteps:07d}"),
+                                   ["csv", "tensorboard"]))
 
-    class Checkpoints(BaseCallback):
-        def _on_step(self) -> bool:
-            if self.num_timesteps % cfg.checkpoint_every < cfg.n_envs:
-                save_training_state(out, self.num_timesteps, lambda d: save_agent(model, cfg, d),
-                                    model.policy.optimizer, {})
-            return True
+        class Checkpoints(BaseCallback):
+            def _on_step(self) -> bool:
+                if self.num_timesteps % cfg.checkpoint_every < cfg.n_envs:
+                    save_training_state(out, self.num_timesteps, lambda d: save_agent(model, cfg, d),
+                                        _optimizers(model), {})
+                return True
 
-    remaining = cfg.total_steps - model.num_timesteps
-    if remaining > 0:
-        model.learn(remaining, callback=Checkpoints(), progress_bar=progress, reset_num_timesteps=not resume)
-    final = save_agent(model, cfg, out / "final")
-    venv.close()
-    return final
+        remaining = cfg.total_steps - model.num_timesteps
+        if remaining > 0:
+            model.learn(remaining, callback=Checkpoints(), progress_bar=progress, reset_num_timesteps=not resume)
+        return save_agent(model, cfg, out / "final")
+    finally:
+        venv.close()
 
 
 # -- evaluation ---------------------------------------------------------------------------------------------

@@ -47,16 +47,17 @@ def evaluate(actor: Any, env_id: str, env_kwargs: dict[str, Any] | None, episode
              video_episodes: int = 1, desc: str = "eval") -> tuple[dict[str, Any], list[EpisodeResult]]:
     """Run ``episodes`` episodes; the first ``video_episodes`` keep their frames (observation | goal)."""
     env = make_env(env_id, env_kwargs).unwrapped  # the dict observation: policies see image and goal
-    results = []
-    for i in tqdm(range(episodes), desc=desc, unit="ep"):
-        results.append(run_episode(env, actor, seed + i, record=i < video_episodes))
-    env.close()
+    try:
+        results = [run_episode(env, actor, seed + i, record=i < video_episodes)
+                   for i in tqdm(range(episodes), desc=desc, unit="ep")]
+    finally:
+        env.close()
     return summarise(results), results
 
 
 def write_report(out: Path, name: str, summary: dict[str, Any], results: list[EpisodeResult]) -> None:
+    """Per-episode CSV, GIF, then the summary JSON last (its presence marks a finished evaluation)."""
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / f"{name}.json", summary)
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["episode", "success", "return", "steps", "final_joint_error"])
@@ -67,6 +68,7 @@ def write_report(out: Path, name: str, summary: dict[str, Any], results: list[Ep
     frames = [f for r in results for f in r.frames]
     if frames:
         atomic_write_gif(out / f"{name}.gif", np.stack(frames))
+    atomic_write_json(out / f"{name}.json", summary)
 
 
 def format_summary(name: str, s: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 from dataclasses import asdict, dataclass, field
@@ -58,23 +59,31 @@ def _train_agents(cfg: ExperimentConfig, out: Path) -> dict[str, Path]:
                                        "env_kwargs": {**agent_cfg.env_kwargs, "model_path": cfg.model_path}})
         run = out / "agents" / name
         final = run / "final"
-        if not final.is_dir():
+        if not (final / "provenance.json").is_file():  # written last by save_agent: the agent is complete
             print(f"training {name}: {agent_cfg.algo} on {agent_cfg.env_id} for {agent_cfg.total_steps} steps")
             train_agent(agent_cfg, run, resume=latest_checkpoint(run) is not None)
         folders[name] = final
     return folders
 
 
-def _cached_eval(out: Path, key: str, run: Any) -> tuple[dict[str, Any], list[float]]:
-    """Evaluation summaries are written once; a rerun reads them (the job resumes after a kill)."""
+def _cached_eval(out: Path, key: str, fingerprint: str, run: Any) -> tuple[dict[str, Any], list[float]]:
+    """Evaluation summaries are written once; a rerun with the same settings reads them (the job resumes
+    after a kill), a rerun with other settings (episodes, model, planner, ...) evaluates again."""
     path = out / "eval" / f"{key}.json"
     if path.is_file():
         summary = json.loads(path.read_text())
-        return summary, summary["returns"]
+        if summary.get("fingerprint") == fingerprint:
+            return summary, summary["returns"]
     summary, results = run()
-    summary["returns"] = [r.ret for r in results]
+    summary.update({"returns": [r.ret for r in results], "fingerprint": fingerprint})
     write_report(out / "eval", key, summary, results)
     return summary, summary["returns"]
+
+
+def _weights_id(policy: str) -> str | None:
+    """The SHA-256 of an agent's weights (a retrained agent invalidates its cached evaluations)."""
+    path = Path(policy) / "provenance.json"
+    return json.loads(path.read_text()).get("weights_sha256") if path.is_file() else None
 
 
 def run_experiment(cfg: ExperimentConfig, out: Path) -> dict[str, Any]:
@@ -104,8 +113,10 @@ def run_experiment(cfg: ExperimentConfig, out: Path) -> dict[str, Any]:
             return evaluate(actor, cfg.imagined_env, imagined_kwargs, cfg.correlation_episodes, cfg.seed,
                             desc=f"{name} (imagined)")
 
-        summary, sim_returns = _cached_eval(out, f"{name}_twin", sim)
-        im_summary, im_returns = _cached_eval(out, f"{name}_imagined", imagined)
+        fingerprint = hashlib.sha256(json.dumps([asdict(cfg), policy, _weights_id(policy)], sort_keys=True,
+                                                default=str).encode()).hexdigest()
+        summary, sim_returns = _cached_eval(out, f"{name}_twin", fingerprint, sim)
+        im_summary, im_returns = _cached_eval(out, f"{name}_imagined", fingerprint, imagined)
         print(format_summary(name, summary))
         rows.append({"policy": name, **{k: summary[k] for k in ("success_rate", "ci95", "mean_return",
                                                                  "mean_steps", "mean_final_joint_error")},
@@ -157,8 +168,8 @@ def _write_tables(cfg: ExperimentConfig, out: Path, rows: list[dict], corr: dict
                                                                for k, v in corr.items()), ""]
     atomic_write_text(out / "results.md", "\n".join(lines))
     atomic_write_text(out / "results.csv", buf.getvalue())
-    (out / "results.json").write_text(json.dumps({"rows": rows, "correlation": corr, "config": asdict(cfg)},
-                                                 indent=2, default=str))
+    atomic_write_text(out / "results.json", json.dumps({"rows": rows, "correlation": corr, "config": asdict(cfg)},
+                                                       indent=2, default=str))
 
 
 def _plot(path: Path, rows: list[dict], scatter: list[tuple[str, float, float]]) -> None:

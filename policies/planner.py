@@ -5,7 +5,8 @@ At every step the planner looks at the environment's current state the way the m
 env), reconstructs it once, and then, for each candidate drag, propagates and transfers the
 drag, predicts the next state, renders it into the observation camera and measures its
 distance to the goal image. All candidates of one CEM iteration go through the model as one
-batch. The best candidate seen is executed in the real (or imagined) environment.
+batch. The best-scored drag that grabs the object is executed in the real (or imagined)
+environment.
 
 The first CEM mean is the scripted policy's drag (a cheap, observation-only guess), so the
 planner starts from the same prior and improves on it with the model's foresight.
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from partrm_gym.envs.task import image_distance
+from partrm_gym.envs.task import decode_action, image_distance
 from partrm_gym.envs.world_model_env import render_gaussians
 from partrm_gym.model.drag_propagation import drags_for_model
 from partrm_gym.model.segmenters import ClassicalSegmenter, Segmenter
@@ -50,7 +51,13 @@ class ImaginationPlanner:
         self.last_scores: np.ndarray | None = None  # imagined goal distances of the last step's candidates
 
     def act(self, env: object, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """``env`` is a PartRM or PartRMSim env (unwrapped or not): it provides ``camera`` and ``render_camera``."""
+        """``env`` is a PartRM or PartRMSim env (unwrapped or not): it provides ``camera`` and ``render_camera``.
+
+        Each CEM iteration scores its current mean and ``candidates - 1`` samples around it. A drag
+        that misses the object predicts "nothing changes"; it never becomes an elite. The best
+        scored drag that hits is returned (even if the model predicts no improvement: an action has
+        to be taken); only if every drag missed is the unscored scripted guess returned.
+        """
         base = getattr(env, "unwrapped", env)
         camera = base.camera
         views, _ = base.render_camera(self.model.input_cameras)
@@ -59,41 +66,47 @@ class ImaginationPlanner:
         _, view_depths = render_gaussians(current, self.model.input_cameras)
         goal = obs["goal"]
         mean, std = self.prior(obs).astype(np.float64), np.full(4, self.cfg.init_std)
-        best_action, best_score = mean.copy(), image_distance(image, goal)  # doing nothing scores the present
+        best_action, best_score = mean.copy(), np.inf
         scores_seen = []
         for _ in range(self.cfg.iterations):
-            actions = np.clip(mean + std * self.rng.standard_normal((self.cfg.candidates, 4)), -1.0, 1.0)
-            scores = self._imagine(actions, views, image, depth, list(view_depths), goal, camera)
+            noise = self.rng.standard_normal((self.cfg.candidates, 4))
+            noise[0] = 0.0  # the mean itself is always scored
+            actions = np.clip(mean + std * noise, -1.0, 1.0)
+            scores, hit = self._imagine(actions, views, image, depth, list(view_depths), goal, camera)
             scores_seen.append(scores)
-            elite = actions[np.argsort(scores)[:self.cfg.elites]]
+            if not hit.any():
+                continue
+            ranked = np.where(hit, scores, np.inf)
+            elite = actions[np.argsort(ranked)[:min(self.cfg.elites, int(hit.sum()))]]
             mean, std = elite.mean(axis=0), np.maximum(elite.std(axis=0), self.cfg.min_std)
-            k = int(np.argmin(scores))
-            if scores[k] < best_score:
-                best_action, best_score = actions[k], float(scores[k])
+            k = int(np.argmin(ranked))
+            if ranked[k] < best_score:
+                best_action, best_score = actions[k], float(ranked[k])
         self.last_scores = np.concatenate(scores_seen)
         return best_action.astype(np.float32)
 
     def _imagine(self, actions: np.ndarray, views: np.ndarray, image: np.ndarray, depth: np.ndarray,
-                 view_depths: list[np.ndarray], goal: np.ndarray, camera: object) -> np.ndarray:
-        """Imagined distance to the goal after each action; a drag that misses the object changes nothing."""
+                 view_depths: list[np.ndarray], goal: np.ndarray, camera: object) -> tuple[np.ndarray, np.ndarray]:
+        """Imagined distance to the goal after each action, and which actions grab the object (misses keep
+        the present distance)."""
         scores = np.full(len(actions), image_distance(image, goal))
-        batch, idx = [], []
+        hit = np.zeros(len(actions), bool)
+        batch = []
         for i, a in enumerate(actions):
-            drag = (a.astype(np.float64) + 1.0) / 2.0
-            d, m = drags_for_model(drag, image, camera, depth, self.segmenter, self.model.input_cameras,
+            d, m = drags_for_model(decode_action(a), image, camera, depth, self.segmenter, self.model.input_cameras,
                                    view_depths, self.model.max_drags, self.rng)
             if m.any():
                 batch.append((d, m))
-                idx.append(i)
-        if not idx:
-            return scores
-        drags = np.stack([d for d, _ in batch])
-        masks = np.stack([m for _, m in batch])
-        predicted = self.model.predict(np.repeat(views[None], len(idx), axis=0), drags, masks)
+                hit[i] = True
+        if not batch:
+            return scores, hit
+        idx = np.flatnonzero(hit)
+        predicted = self.model.predict(np.repeat(views[None], len(idx), axis=0), np.stack([d for d, _ in batch]),
+                                       np.stack([m for _, m in batch]))
         for j, i in enumerate(idx):
             rgb, _ = render_gaussians(predicted[j:j + 1], [camera])
             scores[i] = image_distance(rgb[0], goal)
-        return scores
+        return scores, hit
 
 
 __all__ = ["ImaginationPlanner", "PlannerConfig"]

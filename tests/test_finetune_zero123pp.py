@@ -34,7 +34,7 @@ def tiny_parts(seed=0):
     def encode_condition(images):  # stands in for CLIP: a global embedding as a 1-token context
         return project(images.mean(dim=(2, 3)))[:, None]
 
-    return Zero123ppParts(unet, vae, scheduler, encode_condition)
+    return Zero123ppParts(unet, vae, scheduler, encode_condition, lambda n: torch.zeros(n, 1, CONTEXT_DIM))
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +102,8 @@ def test_loss_is_finite_and_positive(data):
     cond, grid = grid_batch({k: item[k][None] for k in ("input_rgb", "source_rgb")}, tile=8)
     loss = diffusion_loss(parts, refs, cond, grid, torch.Generator().manual_seed(0))
     assert torch.isfinite(loss) and loss > 0
+    dropped = diffusion_loss(parts, refs, cond, grid, torch.Generator().manual_seed(0), condition_dropout=1.0)
+    assert torch.isfinite(dropped) and dropped != loss  # the unconditional branch sees a different input
 
 
 def test_missing_weights_are_explained(tmp_path):

@@ -213,3 +213,17 @@ def test_edge_on_discs_fade_only_in_antialiased_mode():
     antialiased = rasterize(discs, *stack_cameras([cam]), 64, 64, mode="antialiased").alpha[0, 0, ..., 0]
     assert classic.max() > 0.9
     assert antialiased.max() < 0.1
+
+
+def test_zero_thickness_gaussian_has_finite_gradients():
+    """A zero-size Gaussian has antialiasing compensation exactly 0: no NaN may reach any gradient."""
+    means = torch.tensor([[[0.0, 0.0, 0.0], [0.0, 0.05, 0.0]]], requires_grad=True)
+    scales = torch.tensor([[[0.0, 0.0, 0.0], [0.05, 0.05, 0.05]]], requires_grad=True)
+    quats = torch.tensor([[[math.sqrt(0.5), -math.sqrt(0.5), 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]]], requires_grad=True)
+    opacities = torch.tensor([[0.9, 0.9]], requires_grad=True)
+    colors = torch.rand(1, 2, 3, requires_grad=True)
+    out = rasterize(Gaussians(means, opacities, scales, quats, colors),
+                    *stack_cameras([orbit_camera(0, 0, 1.5, 49.1, 32)]), 32, 32)
+    (out.rgb.sum() + out.alpha.sum()).backward()
+    for t in (means, scales, quats, opacities, colors):
+        assert torch.isfinite(t.grad).all()

@@ -56,7 +56,8 @@ class FinetuneConfig:
     seed: int = 0
     save_every: int = 250
     log_every: int = 10
-    mixed_precision: bool = True  # bf16 autocast on CUDA
+    mixed_precision: bool = True  # bf16 autocast on CUDA (the frozen VAE and encoders stay in float32)
+    condition_dropout: float = 0.1  # share of samples trained unconditioned, so classifier-free guidance keeps working
     device: str = "auto"
 
 
@@ -105,6 +106,7 @@ class Zero123ppParts:
     vae: torch.nn.Module
     scheduler: Any  # a diffusers DDPMScheduler (training noise schedule)
     encode_condition: Callable[[torch.Tensor], torch.Tensor]  # images in [-1, 1] -> cross-attention context
+    unconditional: Callable[[int], torch.Tensor]  # batch size -> the context of "no image" (the empty prompt)
 
 
 def load_parts(weights: str | Path, device: torch.device) -> Zero123ppParts:
@@ -144,7 +146,7 @@ def load_parts(weights: str | Path, device: torch.device) -> Zero123ppParts:
         global_embeds = vision((x - clip_mean) / clip_std).image_embeds[:, None]  # (B, 1, D)
         return empty_prompt + global_embeds * ramp
 
-    return Zero123ppParts(unet, vae, scheduler, encode_condition)
+    return Zero123ppParts(unet, vae, scheduler, encode_condition, lambda n: empty_prompt.expand(n, -1, -1))
 
 
 def grid_batch(batch: dict[str, torch.Tensor], tile: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -158,14 +160,19 @@ def grid_batch(batch: dict[str, torch.Tensor], tile: int) -> tuple[torch.Tensor,
 
 
 def diffusion_loss(parts: Zero123ppParts, refs: ReferenceAttention, cond: torch.Tensor, grid: torch.Tensor,
-                   generator: torch.Generator) -> torch.Tensor:
+                   generator: torch.Generator, condition_dropout: float = 0.0) -> torch.Tensor:
+    """Zero123++'s objective; a ``condition_dropout`` share of samples sees a blank image and the empty
+    prompt (the unconditional branch of classifier-free guidance, as the pipeline builds it)."""
     vae, sched = parts.vae, parts.scheduler
-    with torch.no_grad():
-        latents = vae.encode(grid * IMAGE_SCALE).latent_dist.sample(generator) * vae.config.scaling_factor
+    B = grid.shape[0]
+    drop = torch.rand(B, generator=generator) < condition_dropout
+    cond = torch.where(drop.to(cond.device)[:, None, None, None], torch.zeros_like(cond), cond)
+    with torch.no_grad(), torch.autocast(device_type=grid.device.type, enabled=False):
+        latents = vae.encode(grid.float() * IMAGE_SCALE).latent_dist.sample(generator) * vae.config.scaling_factor
         latents = (latents - LATENT_SHIFT) * LATENT_SCALE
-        reference = vae.encode(cond).latent_dist.sample(generator)  # Zero123++ keeps the condition latent unscaled
-        context = parts.encode_condition(cond)
-    B = latents.shape[0]
+        reference = vae.encode(cond.float()).latent_dist.sample(generator)  # kept unscaled, as Zero123++ does
+        context = parts.encode_condition(cond.float())
+        context = torch.where(drop.to(context.device)[:, None, None], parts.unconditional(B).to(context), context)
     t = torch.randint(0, sched.config.num_train_timesteps, (B,), generator=generator).to(latents.device)
     noise = torch.randn(latents.shape, generator=generator).to(latents.device)
     ref_noise = torch.randn(reference.shape, generator=generator).to(latents.device)
@@ -186,6 +193,8 @@ def finetune(cfg: FinetuneConfig, parts: Zero123ppParts | None = None, resume: b
     unet = parts.unet.train()
     refs = ReferenceAttention(unet)
     data = PartDragDataset(cfg.data, "train")
+    if len(data) < cfg.batch_size:
+        raise ValueError(f"{cfg.data}: {len(data)} training pairs, fewer than one batch of {cfg.batch_size}")
     optimizer = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     run = Path(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
@@ -202,9 +211,12 @@ def finetune(cfg: FinetuneConfig, parts: Zero123ppParts | None = None, resume: b
         generator.manual_seed(cfg.seed + start)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and cfg.mixed_precision else None
     per_epoch = max(1, len(data) // cfg.batch_size)
-    log = (run / "log.csv").open("a" if resume else "w")
-    if not resume:
-        log.write("step,loss\n")
+    log_path = run / "log.csv"
+    kept = ["step,loss"]
+    if resume and log_path.is_file():  # rows after the checkpoint will be logged again
+        kept += [r for r in log_path.read_text().splitlines()[1:] if r and int(r.split(",")[0]) <= start]
+    log_path.write_text("\n".join(kept) + "\n")
+    log = log_path.open("a")
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="zero123++", disable=not progress)
     for step in bar:
         epoch, k = divmod(step, per_epoch)
@@ -214,9 +226,9 @@ def finetune(cfg: FinetuneConfig, parts: Zero123ppParts | None = None, resume: b
         cond, grid = grid_batch(batch, cfg.tile)
         if amp is not None:
             with amp:
-                loss = diffusion_loss(parts, refs, cond, grid, generator)
+                loss = diffusion_loss(parts, refs, cond, grid, generator, cfg.condition_dropout)
         else:
-            loss = diffusion_loss(parts, refs, cond, grid, generator)
+            loss = diffusion_loss(parts, refs, cond, grid, generator, cfg.condition_dropout)
         value = float(loss.detach())
         if not math.isfinite(value):
             raise FloatingPointError(f"step {step}: loss is {value}; lower lr")

@@ -49,9 +49,19 @@ def optimizer_from_flat(optimizer: torch.optim.Optimizer, tensors: dict[str, tor
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-def save_training_state(run_dir: Path, step: int, save_model, optimizer: torch.optim.Optimizer,  # noqa: ANN001
+Optimizers = torch.optim.Optimizer | dict[str, torch.optim.Optimizer]
+
+
+def _named(optimizer: Optimizers) -> dict[str, torch.optim.Optimizer]:
+    return optimizer if isinstance(optimizer, dict) else {"": optimizer}
+
+
+def save_training_state(run_dir: Path, step: int, save_model, optimizer: Optimizers,  # noqa: ANN001
                         extra: dict[str, Any]) -> Path:
-    """Write ``run_dir/checkpoints/step_<step>`` atomically; ``save_model(folder)`` writes the model files."""
+    """Write ``run_dir/checkpoints/step_<step>`` atomically; ``save_model(folder)`` writes the model files.
+
+    ``optimizer`` is one optimiser or several by name (e.g. SAC's actor, critic and entropy ones).
+    """
     ckpt_root = run_dir / "checkpoints"
     final = ckpt_root / f"step_{step:07d}"
     tmp = ckpt_root / f".tmp_step_{step:07d}"
@@ -59,7 +69,12 @@ def save_training_state(run_dir: Path, step: int, save_model, optimizer: torch.o
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     save_model(tmp)
-    tensors, meta = optimizer_to_flat(optimizer)
+    tensors, meta = {}, {}
+    for name, opt in _named(optimizer).items():
+        flat, meta[name] = optimizer_to_flat(opt)
+        tensors.update({f"{name}/{k}" if name else k: v for k, v in flat.items()})
+    if not isinstance(optimizer, dict):
+        meta = meta[""]
     tensors["__rng_torch"] = torch.get_rng_state()
     if torch.cuda.is_available():
         tensors["__rng_cuda"] = torch.cuda.get_rng_state()
@@ -82,7 +97,7 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return path if path.is_dir() else None
 
 
-def load_training_state(ckpt: Path, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+def load_training_state(ckpt: Path, optimizer: Optimizers) -> dict[str, Any]:
     """Restore optimiser and RNG from a checkpoint folder; returns trainer.json (step, ...)."""
     try:
         tensors = load_file(str(ckpt / "optimizer.safetensors"))
@@ -97,5 +112,11 @@ def load_training_state(ckpt: Path, optimizer: torch.optim.Optimizer) -> dict[st
     cuda_rng = tensors.pop("__rng_cuda", None)
     if cuda_rng is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state(cuda_rng)
-    optimizer_from_flat(optimizer, tensors, meta["optimizer"])
+    if isinstance(optimizer, dict):
+        for name, opt in optimizer.items():
+            prefix = f"{name}/"
+            optimizer_from_flat(opt, {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)},
+                                meta["optimizer"][name])
+    else:
+        optimizer_from_flat(optimizer, tensors, meta["optimizer"])
     return meta

@@ -24,6 +24,7 @@ from partrm_gym.train.datagen import merge_manifest, run_shard
 from partrm_gym.train.train import main as train_main
 from partrm_gym.train.train_config import TrainConfig
 
+LOG_EVERY = 5  # steps per logged samples/s figure
 BENCH_OBJECTS = {"train_objects_per_category": 1, "val_objects_per_category": 1, "test_objects": 1}
 
 
@@ -40,11 +41,14 @@ def bench_datagen(root: Path) -> tuple[float, int, float]:
 
 
 def bench_training(data: Path, work: Path, steps: int, device: str) -> list[list[object]]:
-    """Median samples/s of each stage of the tiny model over ``steps`` steps (after the first logged ten)."""
+    """Median samples/s of each stage of the tiny model over ``steps`` steps, leaving out the first logged
+    interval (it includes start-up and the first, uncached data loads)."""
+    if steps < 2 * LOG_EVERY:
+        raise ValueError(f"--train-steps must be at least {2 * LOG_EVERY} (two logged intervals)")
     rows, init = [], None
     for stage in (0, 1, 2):
         cfg = replace(load_config(TrainConfig, f"train/tiny_stage{stage}"), data=str(data), out=str(work / f"s{stage}"),
-                      steps=steps, init_from=init, warmup_steps=1, log_every=5, save_every=steps,
+                      steps=steps, init_from=init, warmup_steps=1, log_every=LOG_EVERY, save_every=steps,
                       sample_every=10 * steps, eval_pairs=1, device=device)
         save_config(cfg, work / f"stage{stage}.yaml")
         train_main([str(work / f"stage{stage}.yaml")])

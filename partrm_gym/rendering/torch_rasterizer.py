@@ -122,8 +122,9 @@ def project(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, view
     u = fx * x / zs + cx
     v = fy * y / zs + cy
     valid = (z >= NEAR_PLANE) & (z <= FAR_PLANE) & (det > 0) & torch.isfinite(u) & torch.isfinite(v)
-    det_undilated = (a - EPS2D) * (c - EPS2D) - b * b
-    compensation = torch.sqrt((det_undilated * inv_det).clamp_min(0.0))
+    ratio = ((a - EPS2D) * (c - EPS2D) - b * b) * inv_det
+    # where() keeps sqrt's infinite slope at 0 out of the backward pass (0 · inf would be NaN)
+    compensation = torch.where(ratio > 0, ratio.clamp_min(1e-30).sqrt(), torch.zeros_like(ratio))
     return {"u": u, "v": v, "conic": conic, "cov_xx": a, "cov_yy": c, "depth": z, "valid": valid,
             "compensation": compensation}
 
