@@ -25,7 +25,10 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def provenance(dataset: str | Path | None = None, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"partrm_gym_version": partrm_gym.__version__, "git_commit": git_commit(),
+def provenance(dataset: str | Path | None = None, metrics: dict[str, Any] | None = None,
+               commit: str | None = None) -> dict[str, Any]:
+    """``commit``: the code version the result was produced with (default: HEAD now). Long jobs pass the
+    commit they started from, since the checkout may move on while they run."""
+    return {"partrm_gym_version": partrm_gym.__version__, "git_commit": commit or git_commit(),
             "dataset": str(dataset) if dataset else None,
             "dataset_hash": dataset_hash(dataset) if dataset else None, "metrics": metrics or {}}

@@ -33,7 +33,7 @@ from partrm_gym.model.checkpoint import load_checkpoint, save_checkpoint
 from partrm_gym.model.config import ModelConfig
 from partrm_gym.model.partrm import PartRM
 from partrm_gym.preview import image_grid, to_uint8_image
-from partrm_gym.provenance import provenance
+from partrm_gym.provenance import git_commit, provenance
 from partrm_gym.train.dataset import PartDragDataset
 from partrm_gym.train.losses import render_loss, render_views, splatter_loss
 from partrm_gym.train.train_config import TrainConfig
@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.batch_size % world:
         raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {world} processes")
     is_main = rank == 0
+    start_commit = git_commit()  # the code this run trains with, whatever the checkout does meanwhile
     run_dir = Path(cfg.out)
     torch.manual_seed(cfg.seed + rank)
     generator = torch.Generator().manual_seed(cfg.seed)  # same on every rank: the same views are rendered
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     def save(step: int, val_psnr: float) -> None:
         def write_model(folder: Path) -> None:
             save_checkpoint(model, model_cfg, folder, provenance(cfg.data, {"stage": cfg.stage, "step": step,
-                                                                             "val_psnr": val_psnr}))
+                                                                             "val_psnr": val_psnr}, start_commit))
 
         save_training_state(run_dir, step, write_model, optimizer, {"val_psnr": val_psnr})
 
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     if is_main:
         final = run_dir / "final"
         save_checkpoint(model, model_cfg, final, provenance(cfg.data, {"stage": cfg.stage, "steps": cfg.steps,
-                                                                        "val_psnr": val_psnr}))
+                                                                        "val_psnr": val_psnr}, start_commit))
         atomic_write_json(run_dir / "summary.json", {"stage": cfg.stage, "steps": cfg.steps, "val_psnr": val_psnr,
                                                      "final_checkpoint": str(final)})
         print(f"stage {cfg.stage} done: val PSNR {val_psnr:.2f} dB; checkpoint {final}")
