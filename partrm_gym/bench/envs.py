@@ -28,12 +28,15 @@ def _median_step_ms(env, steps: int, seed: int = 0) -> tuple[float, float]:  # n
 
 
 def bench_envs(args: argparse.Namespace) -> str:
+    import torch
+
     from partrm_gym.envs.sim_env import PartRMSimEnv
     from partrm_gym.envs.vector_env import PartRMVectorEnv
     from partrm_gym.envs.world_model_env import PartRMEnv
     from partrm_gym.model.world_model import WorldModel
 
-    wm = WorldModel.from_pretrained(args.model)
+    device = "cuda" if torch.cuda.is_available() and args.device in ("auto", "cuda") else "cpu"
+    wm = WorldModel.from_pretrained(args.model, device=device)
     rows = [["PartRMSim-Drawer-v0 (twin)", 1, *_median_step_ms(PartRMSimEnv(category="drawer", max_steps=1000),
                                                                  args.repeats)],
             ["PartRM-Drawer-v0 (world model)", 1, *_median_step_ms(
@@ -54,4 +57,5 @@ def bench_envs(args: argparse.Namespace) -> str:
     table = markdown_table(["env", "envs", "ms per env-step (median; mean for vector)", "share of drags on the object"],
                            rows)
     table += "\n\nImagined env-steps/s: " + ", ".join(f"{r[1]} env(s): {1000 / r[2]:.1f}" for r in rows[1:])
+    table += f"\n\nWorld model on {device} (the simulator and the image processing always run on the CPU)."
     return emit_report("Environment step latency", f"partrm-gym bench envs --repeats {args.repeats}", table, args.out)
