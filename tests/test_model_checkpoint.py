@@ -6,7 +6,7 @@ import torch
 from test_model_network import MINI, _inputs
 
 from partrm_gym.config import save_config
-from partrm_gym.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from partrm_gym.model.checkpoint import CheckpointError, file_sha256, load_checkpoint, save_checkpoint
 from partrm_gym.model.partrm import PartRM
 from partrm_gym.model.world_model import WorldModel
 
@@ -22,7 +22,8 @@ def ckpt(tmp_path):
 def test_round_trip_identical_outputs(ckpt):
     folder, model = ckpt
     loaded, cfg, prov = load_checkpoint(folder)
-    assert cfg == MINI and prov == {"note": "test"}
+    assert cfg == MINI and prov["note"] == "test"
+    assert prov["weights_sha256"] == file_sha256(folder / "model.safetensors")  # checked on every load
     x = _inputs()
     torch.testing.assert_close(loaded(*x), model.eval()(*x), rtol=0, atol=0)
     assert not any(p.suffix in (".pt", ".pth", ".pkl") for p in folder.iterdir())
