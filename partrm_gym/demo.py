@@ -25,7 +25,7 @@ from partrm_gym.cameras import Camera, canonical_rig, evaluation_rig, orbit_came
 from partrm_gym.drags import drags_between_states, to_pixels
 from partrm_gym.envs.task import TaskConfig, observation_camera
 from partrm_gym.gaussians import Gaussians, save_ply
-from partrm_gym.gt_splatter import splatter_from_frames
+from partrm_gym.gt_splatter import gt_splatter
 from partrm_gym.io import atomic_write_gif, atomic_write_image, atomic_write_text
 from partrm_gym.metrics import chamfer_distance, psnr, ssim
 from partrm_gym.model.drag_propagation import drags_for_model
@@ -101,10 +101,10 @@ def run_demo(out: str | Path, model_path: str | None = None, cfg: DemoConfig | N
         segmenter = SimLinkSegmenter(frame, scene.joints) if cfg.segmenter == "sim" else ClassicalSegmenter()
         drags, mask = drags_for_model(drag, frame.rgb, camera, frame.depth, segmenter, model.input_cameras,
                                       [f.depth for f in inputs], model.max_drags, rng)
-        static_splat = splatter_from_frames(scene.render_views(splat_cams), splat_cams)
+        static_splat = gt_splatter(scene, splat_cams)
         scene.set_joint_states(state_b)
         truth = scene.render_views(eval_cams)
-        truth_splat = splatter_from_frames(scene.render_views(splat_cams), splat_cams)
+        truth_splat = gt_splatter(scene, splat_cams)
         part = scene.joint(cfg.joint)
 
     t0 = time.perf_counter()

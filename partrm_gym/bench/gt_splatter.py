@@ -17,7 +17,7 @@ from partrm_gym.assets import CATEGORIES
 from partrm_gym.bench.report import emit_report, markdown_table
 from partrm_gym.cameras import canonical_rig, evaluation_rig, stack_cameras
 from partrm_gym.gaussians import Gaussians
-from partrm_gym.gt_splatter import splatter_from_frames
+from partrm_gym.gt_splatter import gt_splatter
 from partrm_gym.metrics import psnr
 from partrm_gym.rendering import RASTERIZE_MODES, RasterizeMode, rasterize
 from partrm_gym.scene import Scene
@@ -29,7 +29,7 @@ def gt_splatter_psnr(category: str, seed: int, resolution: int, splat_resolution
     with Scene.procedural(category, seed) as scene:
         scene.set_joint_fractions(np.full(len(scene.joints), 0.5))
         splat_cams = canonical_rig(splat_resolution)
-        splat = torch.from_numpy(splatter_from_frames(scene.render_views(splat_cams), splat_cams))[None]
+        splat = torch.from_numpy(gt_splatter(scene, splat_cams))[None]
         scores = []
         for cams, use_mask in ((canonical_rig(resolution), True), (evaluation_rig(resolution), False)):
             frames = scene.render_views(cams)
