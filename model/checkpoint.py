@@ -54,6 +54,23 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def read_provenance(folder: str | Path) -> dict[str, Any]:
+    """A folder's ``provenance.json`` ({} when there is none); invalid JSON is a CheckpointError."""
+    path = Path(folder) / PROVENANCE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path} is not valid JSON ({e})") from None
+
+
+def weights_match(weights: str | Path, provenance: dict[str, Any]) -> bool:
+    """False only when ``provenance`` records a SHA-256 and ``weights`` hashes to something else."""
+    expected = provenance.get(CHECKSUM_KEY)
+    return expected is None or file_sha256(weights) == expected
+
+
 def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu"
                     ) -> tuple[PartRM, ModelConfig, dict[str, Any]]:
     folder = Path(folder)
@@ -67,14 +84,8 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu"
         config = load_config(ModelConfig, folder / CONFIG)
     except (ConfigError, ValueError) as e:
         raise CheckpointError(f"{folder / CONFIG}: invalid model config ({e})") from None
-    provenance = {}
-    if (folder / PROVENANCE).is_file():
-        try:
-            provenance = json.loads((folder / PROVENANCE).read_text())
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"{folder / PROVENANCE} is not valid JSON ({e})") from None
-    expected_sum = provenance.get(CHECKSUM_KEY)
-    if expected_sum is not None and file_sha256(folder / WEIGHTS) != expected_sum:
+    provenance = read_provenance(folder)
+    if not weights_match(folder / WEIGHTS, provenance):
         raise CheckpointError(f"{folder / WEIGHTS} does not match the SHA-256 in {PROVENANCE}: the file is corrupt "
                               "or was modified; copy it again or retrain")
     try:

@@ -1,7 +1,8 @@
 """Stable-Baselines3 agents trained in imagination (``PartRM-*``) or in the twin (``PartRMSim-*``).
 
 ``partrm-gym policy train CONFIG.yaml`` (or ``--algo ppo --env PartRM-Drawer-v0 --steps N``)
-trains PPO or SAC with SB3 on a ``DummyVecEnv`` of the chosen env, logs to TensorBoard and
+trains PPO or SAC with SB3 on ``n_envs`` copies of the chosen env (world-model envs batched into
+one model call per step, twins in a ``DummyVecEnv``), logs to TensorBoard and
 CSV, and checkpoints every ``checkpoint_every`` steps. Checkpoints are ``policy.safetensors``
 + ``agent.yaml`` (the resolved :class:`AgentConfig`) — SB3's own zip format pickles its
 spaces and schedules, so it is not used. ``--resume`` restores the policy, the optimiser
@@ -13,7 +14,6 @@ The observation is the current and the goal image stacked into one 6-channel ima
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +28,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from partrm_gym.config import ConfigError, load_config, save_config
 from partrm_gym.io import atomic_write_json
-from partrm_gym.model.checkpoint import CHECKSUM_KEY, PROVENANCE, file_sha256
+from partrm_gym.model.checkpoint import CHECKSUM_KEY, PROVENANCE, file_sha256, read_provenance, weights_match
 from partrm_gym.provenance import provenance
 from partrm_gym.train.train_state import latest_checkpoint, load_training_state, save_training_state
 
@@ -235,11 +235,9 @@ def load_agent(folder: str | Path, env: Any = None, device: str = "cpu") -> tupl
         cfg = replace(load_config(AgentConfig, folder / AGENT_CONFIG), device=device)
     except (ConfigError, ValueError) as e:
         raise ValueError(f"{folder / AGENT_CONFIG}: invalid agent config ({e})") from None
-    if (folder / PROVENANCE).is_file():
-        expected = json.loads((folder / PROVENANCE).read_text()).get(CHECKSUM_KEY)
-        if expected is not None and file_sha256(folder / POLICY_WEIGHTS) != expected:
-            raise ValueError(f"{folder / POLICY_WEIGHTS} is corrupt or was modified (its SHA-256 differs from "
-                             f"{PROVENANCE}); train or copy it again")
+    if not weights_match(folder / POLICY_WEIGHTS, read_provenance(folder)):
+        raise ValueError(f"{folder / POLICY_WEIGHTS} is corrupt or was modified (its SHA-256 differs from "
+                         f"{PROVENANCE}); train or copy it again")
     model = build_agent(cfg, env if env is not None else agent_spaces(cfg))
     _load_policy(model, folder / POLICY_WEIGHTS)
     return model, cfg

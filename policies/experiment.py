@@ -25,6 +25,7 @@ import numpy as np
 
 from partrm_gym.config import load_config, save_config
 from partrm_gym.io import atomic_write_text
+from partrm_gym.model.checkpoint import CHECKSUM_KEY, PROVENANCE, read_provenance
 from partrm_gym.plotting import save_figure, subplots
 from partrm_gym.policies.agents import AgentConfig, train_agent
 from partrm_gym.policies.evaluate import evaluate, format_summary, make_actor, write_report
@@ -59,7 +60,7 @@ def _train_agents(cfg: ExperimentConfig, out: Path) -> dict[str, Path]:
                                        "env_kwargs": {**agent_cfg.env_kwargs, "model_path": cfg.model_path}})
         run = out / "agents" / name
         final = run / "final"
-        if not (final / "provenance.json").is_file():  # written last by save_agent: the agent is complete
+        if not (final / PROVENANCE).is_file():  # written last by save_agent: the agent is complete
             print(f"training {name}: {agent_cfg.algo} on {agent_cfg.env_id} for {agent_cfg.total_steps} steps")
             train_agent(agent_cfg, run, resume=latest_checkpoint(run) is not None)
         folders[name] = final
@@ -82,8 +83,7 @@ def _cached_eval(out: Path, key: str, fingerprint: str, run: Any) -> tuple[dict[
 
 def _weights_id(policy: str) -> str | None:
     """The SHA-256 of an agent's weights (a retrained agent invalidates its cached evaluations)."""
-    path = Path(policy) / "provenance.json"
-    return json.loads(path.read_text()).get("weights_sha256") if path.is_file() else None
+    return read_provenance(policy).get(CHECKSUM_KEY) if Path(policy).is_dir() else None
 
 
 def run_experiment(cfg: ExperimentConfig, out: Path) -> dict[str, Any]:
