@@ -28,12 +28,12 @@ from partrm_gym.model.drag_propagation import drags_for_model, starts_on_surface
 from partrm_gym.model.segmenters import ClassicalSegmenter, SamSegmenter, Segmenter
 from partrm_gym.model.world_model import WorldModel
 from partrm_gym.rendering import rasterize
+from partrm_gym.scene import SIM_BACKGROUND
 
-BACKGROUND = (1.0, 1.0, 1.0)
 EMPTY_ALPHA = 0.5  # a pixel whose rendered alpha is below this shows no surface
 
 
-def render_gaussians(gaussians: Gaussians, cameras: list, background: tuple[float, float, float] = BACKGROUND
+def render_gaussians(gaussians: Gaussians, cameras: list, background: tuple[float, float, float] = SIM_BACKGROUND
                      ) -> tuple[np.ndarray, np.ndarray]:
     """uint8 RGB (C, H, W, 3) and depth (C, H, W), ``inf`` where nothing is drawn, for one scene (B = 1)."""
     device = gaussians.means.device

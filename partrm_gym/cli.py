@@ -227,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--resolution", type=int, default=64, help="gt-splatter: image and splatter resolution")
     p.add_argument("--objects", type=int, default=3, help="gt-splatter: objects per category")
+    p.add_argument("--splatter-resolution", type=int, default=None,
+                   help="gt-splatter: splatter resolution (default: --resolution)")
+    p.add_argument("--fit-steps", type=int, default=None,
+                   help="gt-splatter: Adam steps fitting the splatter to the canonical views (default: the dataset's)")
     p.add_argument("--train-steps", type=int, default=30, help="pipeline: training steps timed per stage")
     p.set_defaults(func=_bench)
     return parser

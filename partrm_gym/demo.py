@@ -33,11 +33,10 @@ from partrm_gym.model.segmenters import ClassicalSegmenter, SimLinkSegmenter
 from partrm_gym.model.world_model import WorldModel
 from partrm_gym.preview import image_grid, to_uint8_image
 from partrm_gym.rendering import rasterize
-from partrm_gym.scene import Scene
+from partrm_gym.scene import SIM_BACKGROUND, Scene
 from partrm_gym.train.evaluate import simulator_points, splatter_points
 
 DEMO_SEED = 2_000_100  # a held-out-category instance outside data/default's test objects
-BACKGROUND = (1.0, 1.0, 1.0)
 ARROW_COLOUR = (220, 30, 30)
 
 
@@ -56,7 +55,7 @@ class DemoConfig:
 def _render(gaussians: Gaussians, cameras: list[Camera]) -> torch.Tensor:
     """(C, H, W, 3) in [0, 1]."""
     viewmats, Ks = stack_cameras(cameras)
-    out = rasterize(gaussians, viewmats, Ks, cameras[0].width, cameras[0].height, background=BACKGROUND)
+    out = rasterize(gaussians, viewmats, Ks, cameras[0].width, cameras[0].height, background=SIM_BACKGROUND)
     return out.rgb[0].clamp(0, 1)
 
 
@@ -101,10 +100,10 @@ def run_demo(out: str | Path, model_path: str | None = None, cfg: DemoConfig | N
         segmenter = SimLinkSegmenter(frame, scene.joints) if cfg.segmenter == "sim" else ClassicalSegmenter()
         drags, mask = drags_for_model(drag, frame.rgb, camera, frame.depth, segmenter, model.input_cameras,
                                       [f.depth for f in inputs], model.max_drags, rng)
-        static_splat = gt_splatter(scene, splat_cams)
+        static_splat = gt_splatter(scene, splat_cams, fit_cameras=model.input_cameras)
         scene.set_joint_states(state_b)
         truth = scene.render_views(eval_cams)
-        truth_splat = gt_splatter(scene, splat_cams)
+        truth_splat = gt_splatter(scene, splat_cams, fit_cameras=model.input_cameras)
         part = scene.joint(cfg.joint)
 
     t0 = time.perf_counter()

@@ -4,23 +4,57 @@ Each foreground pixel of each canonical view becomes one Gaussian at its back-pr
 depth, with the pixel's colour and opacity 1; background pixels get opacity 0. Each
 Gaussian is a flat disc lying in the surface (normal from the depth map): as wide as the
 pixel's footprint on the surface, thin along the normal, so a view from another angle sees
-a surface rather than a cloud of blobs. This is what a perfect reconstruction from those 4
-views could produce, hence the upper bound of the model.
+a surface rather than a cloud of blobs.
+
+Back-projection alone does not reproduce its own views: 3DGS rendering dilates every
+Gaussian by 0.3 px² and a pixel-wide Gaussian per pixel blurs colour edges (23.8 dB on the
+canonical foreground at 64²). So the colours and per-axis sizes are then fitted, a few Adam
+steps as in 3DGS optimisation, to the 4 canonical images (:func:`fit_splatter`); positions,
+orientations and opacities stay those of the back-projection. The result is the best
+reconstruction from those 4 views we know how to build, hence the upper bound of the model.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from partrm_gym.cameras import Camera
-from partrm_gym.gaussians import FOOTPRINT_SIGMA, OPACITY, RGB, ROTATION, SCALE, SPLATTER_CHANNELS, XYZ
-from partrm_gym.scene import Scene, SimFrame
+from partrm_gym.cameras import Camera, stack_cameras
+from partrm_gym.gaussians import FOOTPRINT_SIGMA, OPACITY, RGB, ROTATION, SCALE, SPLATTER_CHANNELS, XYZ, Gaussians
+from partrm_gym.rendering import rasterize
+from partrm_gym.scene import SIM_BACKGROUND, Scene, SimFrame
 
 THICKNESS = 0.1  # disc std along the normal, as a fraction of its in-plane std
 MIN_COS = 0.5  # grazing surfaces: footprint stretch along the tilt capped at 1 / MIN_COS (0.25 was worse)
 SAME_SURFACE_STEP = 1.5  # neighbours farther apart than this many (stretched) pixel footprints: another surface
+COLOUR_EPS = 1e-3  # colours are fitted as logits; keeps the initial logit finite
+
+
+@dataclass(frozen=True)
+class SplatterFit:
+    """How long the back-projected splatter is fitted to its views (``steps=0``: back-projection only).
+
+    30 Adam steps at 0.1 (on colour logits and bounded log-sizes) take ~0.4 s per state at 32² and
+    raise the canonical foreground PSNR at 64² from 23.8 to ~33 dB and the evaluation views
+    by ~1 dB (``partrm-gym bench gt-splatter``); longer fits overfit the 4 views.
+    """
+
+    steps: int = 30
+    lr: float = 0.1
+    max_scale_factor: float = 3.0  # a fitted size stays within [1/f, f] x the pixel footprint
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or not self.lr > 0:
+            raise ValueError(f"SplatterFit: steps must be >= 0 and lr > 0, got steps={self.steps}, lr={self.lr}")
+        if not self.max_scale_factor > 1:
+            raise ValueError(f"SplatterFit: max_scale_factor must be > 1, got {self.max_scale_factor}")
+
+
+DEFAULT_FIT = SplatterFit()
 
 
 def surface_normals(points: np.ndarray, valid: np.ndarray, max_step: np.ndarray | float) -> np.ndarray:
@@ -127,10 +161,53 @@ def splatter_from_view(rgb: np.ndarray, depth: np.ndarray, mask: np.ndarray, cam
 
 
 def splatter_from_frames(frames: Sequence[SimFrame], cameras: Sequence[Camera]) -> np.ndarray:
-    """Splatter image (V, 14, H, W) from simulator frames of the canonical views."""
+    """Back-projected splatter image (V, 14, H, W) from simulator frames of the canonical views."""
     return np.stack([splatter_from_view(f.rgb, f.depth, f.object_mask, c) for f, c in zip(frames, cameras)])
 
 
-def gt_splatter(scene: Scene, cameras: Sequence[Camera]) -> np.ndarray:
-    """The current state's GT splatter image (V, 14, H, W), one view per camera."""
-    return splatter_from_frames(scene.render_views(list(cameras)), cameras)
+def fit_splatter(splatter: np.ndarray, images: np.ndarray, cameras: Sequence[Camera],
+                 fit: SplatterFit = DEFAULT_FIT) -> np.ndarray:
+    """Fit the colours and per-axis scales of a splatter image (V, 14, h, w) so that its renders
+    into ``cameras`` match ``images`` (C, H, W, 3) uint8; the images may be finer than the splatter."""
+    if images.shape != (len(cameras), cameras[0].height, cameras[0].width, 3):
+        raise ValueError(f"fit_splatter: images {images.shape} do not match {len(cameras)} cameras of "
+                         f"{cameras[0].width}x{cameras[0].height}")
+    if fit.steps == 0:
+        return splatter
+    base = torch.from_numpy(splatter)[None].float()
+    on = base[:, :, OPACITY] > 0
+    target = torch.from_numpy(images).float() / 255.0
+    viewmats, Ks = stack_cameras(list(cameras))
+    H, W = images.shape[1:3]
+    colour_logit = torch.logit(base[:, :, RGB].clamp(COLOUR_EPS, 1 - COLOUR_EPS)).requires_grad_()
+    size_logit = torch.zeros_like(base[:, :, SCALE]).requires_grad_()  # 0: the footprint; ±inf: ×f^±1
+    optimizer = torch.optim.Adam([colour_logit, size_logit], lr=fit.lr)
+
+    def fitted() -> torch.Tensor:
+        out = base.clone()
+        factor = torch.exp(math.log(fit.max_scale_factor) * torch.tanh(size_logit))
+        out[:, :, SCALE] = torch.where(on, base[:, :, SCALE] * factor, base[:, :, SCALE])
+        out[:, :, RGB] = torch.where(on, torch.sigmoid(colour_logit), base[:, :, RGB])
+        return out
+
+    for _ in range(fit.steps):
+        render = rasterize(Gaussians.from_splatter(fitted()), viewmats, Ks, W, H, background=SIM_BACKGROUND)
+        loss = torch.mean((render.rgb[0] - target) ** 2)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        return fitted()[0].numpy().astype(splatter.dtype)
+
+
+def gt_splatter(scene: Scene, cameras: Sequence[Camera], fit: SplatterFit = DEFAULT_FIT,
+                fit_cameras: Sequence[Camera] | None = None) -> np.ndarray:
+    """The current state's GT splatter image (V, 14, H, W), one view per camera, fitted to the
+    simulator's images in ``fit_cameras`` (default: ``cameras``; the dataset uses the model's
+    input views, the same rig at the input resolution)."""
+    frames = scene.render_views(list(cameras))
+    splatter = splatter_from_frames(frames, cameras)
+    if fit.steps == 0:
+        return splatter
+    targets = frames if fit_cameras is None else scene.render_views(list(fit_cameras))
+    return fit_splatter(splatter, np.stack([f.rgb for f in targets]), fit_cameras or cameras, fit)

@@ -36,6 +36,7 @@ NORMALISE_SAMPLES = 5  # joint fractions sampled when bounding the object over i
 NORMALISE_PASSES = 4
 NORMALISE_TOLERANCE = 1e-3  # relative slack on the radius, metres on the centre
 BACKGROUND = -1  # segmentation value off the object
+SIM_BACKGROUND = (1.0, 1.0, 1.0)  # the simulator renders on white; renders compared with it use the same
 PHYSICS_STEPS = 240  # 1 s at PyBullet's default 240 Hz
 MOTOR_FORCE = 200.0  # N or N·m: ample for the light procedural parts
 MOTOR_MAX_VELOCITY = 2.0  # m/s or rad/s

@@ -1,12 +1,11 @@
 """GT splatter images reproduce the simulator when rendered back into its views.
 
-DESIGN.md asks for >= 30 dB on the canonical foreground; that is not reached at 64²
-(``partrm-gym bench gt-splatter``: 21-26 dB per category with antialiased rendering, the
-default). One Gaussian per pixel, about a pixel wide, blurs colour edges and, with
-antialiased opacity, covers ~97% rather than 100% of a surface, so thin parts show what is
-behind them. The evaluation views (the model's upper bound) reach 24-29 dB. The tests assert
-the measured floors so a regression (e.g. a half-pixel misalignment between the simulator and
-the rasterizer, which costs several dB) fails.
+The back-projection alone does not (one ~pixel-wide Gaussian per pixel blurs colour edges
+under 3DGS's 0.3 px² dilation: ~24 dB on the canonical foreground at 64²); fitted to the 4
+canonical views (what the dataset stores) it reaches DESIGN.md's 30 dB on average over the
+categories, and improves the evaluation views (the model's upper bound) as well. Figures per
+category: ``partrm-gym bench gt-splatter``. The tests assert the measured floors so a regression
+(e.g. a half-pixel misalignment between the simulator and the rasterizer) fails.
 """
 
 import cv2
@@ -17,21 +16,53 @@ import torch
 from partrm_gym.assets import CATEGORIES
 from partrm_gym.bench.gt_splatter import gt_splatter_psnr
 from partrm_gym.cameras import canonical_rig, stack_cameras
-from partrm_gym.gaussians import Gaussians
-from partrm_gym.gt_splatter import gt_splatter
+from partrm_gym.gaussians import OPACITY, RGB, SCALE, SPLATTER_CHANNELS, Gaussians
+from partrm_gym.gt_splatter import SplatterFit, gt_splatter
 from partrm_gym.rendering import rasterize
 from partrm_gym.scene import Scene
 
 RES = 64
-FOREGROUND_PSNR_FLOOR = 20.0  # measured 20.9-26.3 dB per category for this object at 64² (see module docstring)
-EVAL_PSNR_FLOOR = 23.0  # measured 24.4-29.3 dB
+SEED = 3
+CANONICAL_PSNR_TARGET = 30.0  # DESIGN.md, on the foreground; met on average over the categories
+CANONICAL_PSNR_FLOOR = 27.0  # every category (thin lids are the hardest): measured 27.5-36.3 dB
+EVAL_PSNR_FLOOR = 24.0  # measured 23.7-28.3 dB for seed 0, see the bench
 
 
-@pytest.mark.parametrize("category", CATEGORIES)
-def test_gt_splatter_reproduces_canonical_views(category):
-    canonical, evaluation = gt_splatter_psnr(category, 3, RES, RES)
-    assert canonical >= FOREGROUND_PSNR_FLOOR, f"{category}: {canonical:.1f} dB on the canonical foreground"
-    assert evaluation >= EVAL_PSNR_FLOOR, f"{category}: {evaluation:.1f} dB in the evaluation views"
+@pytest.fixture(scope="module")
+def fidelity():
+    """{category: ((canonical, evaluation) back-projected, (canonical, evaluation) fitted)}."""
+    return {c: (gt_splatter_psnr(c, SEED, RES, RES, SplatterFit(steps=0)), gt_splatter_psnr(c, SEED, RES, RES))
+            for c in CATEGORIES}
+
+
+def test_fitted_gt_splatter_reproduces_canonical_views(fidelity):
+    fitted = {c: f[1][0] for c, f in fidelity.items()}
+    assert np.mean(list(fitted.values())) >= CANONICAL_PSNR_TARGET, fitted
+    assert min(fitted.values()) >= CANONICAL_PSNR_FLOOR, fitted
+
+
+def test_fit_improves_on_back_projection(fidelity):
+    plain = np.array([f[0] for f in fidelity.values()])
+    fitted = np.array([f[1] for f in fidelity.values()])
+    assert (fitted[:, 0] > plain[:, 0] + 3).all(), fidelity  # canonical views: every category
+    assert fitted[:, 1].mean() > plain[:, 1].mean(), fidelity  # evaluation views: on average
+    assert (fitted[:, 1] > plain[:, 1] - 1).all() and fitted[:, 1].min() >= EVAL_PSNR_FLOOR, fidelity
+
+
+def test_fit_keeps_geometry_and_placeholders():
+    with Scene.procedural("laptop", 0) as scene:
+        cams = canonical_rig(32)
+        plain = gt_splatter(scene, cams, SplatterFit(steps=0))
+        fitted = gt_splatter(scene, cams, SplatterFit(steps=5, max_scale_factor=2.0))
+    fitted_channels = {*range(SCALE.start, SCALE.stop), *range(RGB.start, RGB.stop)}
+    unchanged = [c for c in range(SPLATTER_CHANNELS) if c not in fitted_channels]
+    np.testing.assert_array_equal(fitted[:, unchanged], plain[:, unchanged])
+    off = plain[:, OPACITY.start] == 0  # (V, h, w) background placeholders: untouched
+    scales = fitted[:, SCALE].transpose(1, 0, 2, 3), plain[:, SCALE].transpose(1, 0, 2, 3)
+    np.testing.assert_array_equal(scales[0][:, off], scales[1][:, off])
+    ratio = scales[0][:, ~off] / scales[1][:, ~off]
+    assert ratio.min() >= 0.5 - 1e-6 and ratio.max() <= 2.0 + 1e-6 and not np.allclose(ratio, 1)
+    assert fitted[:, RGB].min() >= 0 and fitted[:, RGB].max() <= 1
 
 
 def test_gt_splatter_silhouette():

@@ -13,6 +13,7 @@ from typing import Literal
 from partrm_gym.assets import CATEGORIES, HELD_OUT_CATEGORY, canonical_category
 from partrm_gym.cameras import RigConfig
 from partrm_gym.drags import DEFAULT_MAX_DRAGS
+from partrm_gym.gt_splatter import SplatterFit
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
@@ -36,6 +37,7 @@ class DataConfig:
     splatter_resolution: int = 64  # GT splatter images (= the model's output resolution)
     view_resolution: int = 128  # the 12 dataset views used as targets and for evaluation
     rig: RigConfig = field(default_factory=RigConfig)
+    splatter_fit: SplatterFit = field(default_factory=SplatterFit)  # GT splatter fitted to the input views
 
     def __post_init__(self) -> None:
         for c in (*self.categories, self.test_category):

@@ -20,7 +20,9 @@ from partrm_gym.io import atomic_write_bytes
 
 # 2: simulator RGB area-averaged over 3×3 samples per pixel and TinyRenderer's half-pixel offset
 #    corrected (version 1 images sit half a pixel off the cameras and are aliased).
-FORMAT_VERSION = 2
+# 3: the GT splatter is stored as fitted to the input views (partrm_gym.gt_splatter.fit_splatter),
+#    not as the colour/depth/mask it was back-projected from.
+FORMAT_VERSION = 3
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 CONFIG_FILE = "config.yaml"
@@ -34,7 +36,7 @@ STATES_DIR = "states"
 STATE_ARRAYS = "arrays.npz"
 NUM_INPUT_VIEWS = 4
 
-STATE_ARRAY_KEYS = ("depth", "seg", "splat_rgb", "splat_depth", "splat_mask")
+STATE_ARRAY_KEYS = ("depth", "seg", "splatter")
 PAIR_ARRAY_KEYS = ("src", "dst", "drags", "mask")
 
 

@@ -23,6 +23,7 @@ from partrm_gym.assets import generate
 from partrm_gym.cameras import canonical_rig, dataset_rig
 from partrm_gym.config import load_config, to_dict
 from partrm_gym.drags import drags_between_states, pad_drags
+from partrm_gym.gt_splatter import fit_splatter, splatter_from_frames
 from partrm_gym.io import atomic_write_text
 from partrm_gym.scene import Scene
 from partrm_gym.train.data_config import DataConfig, ObjectSpec, plan_objects, shard_objects
@@ -90,13 +91,12 @@ def generate_object(cfg: DataConfig, spec: ObjectSpec, folder: Path) -> dict:
                 view_frames = scene.render_views(views)
                 for v, f in enumerate(view_frames):
                     write_png(sdir / view_png(v), f.rgb)
-                sp = scene.render_views(splat_views)
+                splatter = fit_splatter(splatter_from_frames(scene.render_views(splat_views), splat_views),
+                                        np.stack([f.rgb for f in in_frames]), inputs, cfg.splatter_fit)
                 write_npz(sdir / STATE_ARRAYS, {
                     "depth": np.stack([f.depth for f in view_frames]).astype(np.float16),
                     "seg": np.stack([f.seg for f in view_frames]).astype(np.int16),
-                    "splat_rgb": np.stack([f.rgb for f in sp]),
-                    "splat_depth": np.stack([f.depth for f in sp]).astype(np.float32),
-                    "splat_mask": np.stack([f.object_mask for f in sp]),
+                    "splatter": splatter,
                 })
                 states_meta.append({"name": name, "part": int(part), "joint": scene.joints[part].name,
                                     "joint_states": [round(float(x), 9) for x in values]})

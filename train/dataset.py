@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from partrm_gym.cameras import canonical_rig, dataset_rig, plucker_rays, stack_cameras
 from partrm_gym.config import from_dict
-from partrm_gym.gt_splatter import splatter_from_view
+from partrm_gym.gaussians import SPLATTER_CHANNELS
 from partrm_gym.train.data_config import SPLITS, DataConfig
 from partrm_gym.train.data_format import (
     FORMAT_VERSION,
@@ -114,12 +114,14 @@ class PartDragDataset(Dataset):
         arrays = read_npz(sdir / STATE_ARRAYS, STATE_ARRAY_KEYS)
         inputs = np.stack([read_png(sdir / input_png(v)) for v in range(NUM_INPUT_VIEWS)])
         views = np.stack([read_png(sdir / view_png(v)) for v in range(len(self.view_cameras))])
-        splatter = np.stack([splatter_from_view(arrays["splat_rgb"][v], arrays["splat_depth"][v],
-                                                arrays["splat_mask"][v], cam)
-                             for v, cam in enumerate(self.splat_cameras)])
+        cam = self.splat_cameras[0]
+        expected = (NUM_INPUT_VIEWS, SPLATTER_CHANNELS, cam.height, cam.width)
+        if arrays["splatter"].shape != expected:
+            raise DatasetError(f"{sdir / STATE_ARRAYS}: splatter has shape {arrays['splatter'].shape}, expected "
+                               f"{expected}; delete its object folder and re-run the same `partrm-gym datagen` command")
         out = {
             "input_rgb": torch.from_numpy(inputs).permute(0, 3, 1, 2).float() / 255.0,
-            "splatter": torch.from_numpy(splatter),
+            "splatter": torch.from_numpy(arrays["splatter"]),
             "target_rgb": torch.from_numpy(views).permute(0, 3, 1, 2).float() / 255.0,
             "target_mask": torch.from_numpy(arrays["seg"] >= 0).unsqueeze(1).float(),
             "depth": torch.from_numpy(arrays["depth"].astype(np.float32)),
