@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from partrm_gym.train.data_config import DataConfig, plan_objects
-from partrm_gym.train.data_format import DatasetError
+from partrm_gym.train.data_format import DatasetError, read_npz, write_npz
 from partrm_gym.train.datagen import merge_manifest, run_shard
 from partrm_gym.train.dataset import PartDragDataset
 from partrm_gym.train.verify import verify_dataset
@@ -119,6 +119,19 @@ def test_other_format_version_is_refused(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
     with pytest.raises(DatasetError, match="format version 1.*generate it again"):
         PartDragDataset(tmp_path, "train")
+
+
+def test_wrong_splatter_shape_is_named(tmp_path):
+    cfg = DataConfig(**{**TINY, "categories": tuple(TINY["categories"]), "train_objects_per_category": 1})
+    run_shard(cfg, tmp_path, progress=False)
+    merge_manifest(tmp_path)
+    state = sorted(tmp_path.rglob("arrays.npz"))[0]
+    arrays = read_npz(state)
+    write_npz(state, {**arrays, "splatter": arrays["splatter"][:, :, :8]})  # e.g. written by another resolution
+    ds = PartDragDataset(tmp_path, "train", cache_states=0)
+    with pytest.raises(DatasetError, match=f"{state}: splatter has shape .*expected \\(4, 14, 16, 16\\)"):
+        for i in range(len(ds)):
+            ds[i]
 
 
 def test_mismatched_config_is_refused(tmp_path):
