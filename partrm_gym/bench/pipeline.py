@@ -66,8 +66,8 @@ def bench_pipeline(args: argparse.Namespace) -> str:
         rate, states, kb = bench_datagen(root / "data")
         train_rows = bench_training(root / "data", root / "runs", args.train_steps, device)
     table = markdown_table(["what", "figure"], [
-        ["datagen (data/default resolutions, 3×3 supersampled RGB)", f"{rate:.1f} states/s over {states} states, "
-                                                                    f"{kb:.0f} KB/state"],
+        ["datagen (data/default resolutions, 3×3 supersampled RGB, GT splatter fitted)",
+         f"{rate:.1f} states/s over {states} states, {kb:.0f} KB/state"],
         *[[f"training {name} (tiny, batch {bs}, {device})", f"{sps:.2f} samples/s"] for name, bs, sps in train_rows]])
     return emit_report("Data generation and training throughput",
                        f"partrm-gym bench pipeline --train-steps {args.train_steps}", table, args.out)
