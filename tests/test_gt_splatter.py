@@ -84,3 +84,17 @@ def test_gt_splatter_silhouette():
     assert alpha[outside].mean() < 0.005 and alpha[outside].max() < 0.25
     g = Gaussians.from_splatter(splat)
     g.validate()  # unit quaternions, positive scales, opacities in [0, 1]
+
+
+def test_bench_table(tmp_path):
+    from partrm_gym.cli import main
+
+    out = tmp_path / "gt.md"
+    assert main(["bench", "gt-splatter", "--resolution", "24", "--objects", "1", "--fit-steps", "5",
+                 "--out", str(out)]) == 0
+    rows = [line.split("|")[1:-1] for line in out.read_text().splitlines() if line.startswith("| ")]
+    assert [r[0].strip() for r in rows[1:]] == [*CATEGORIES, "mean"]
+    mean = [float(x) for x in rows[-1][1:]]
+    per_category = np.array([[float(x) for x in r[1:]] for r in rows[1:-1]])
+    assert mean[4] == per_category[:, 4].min()  # worst object: a min over the categories
+    assert mean[2] > mean[0]  # fitted beats back-projected on the canonical views
