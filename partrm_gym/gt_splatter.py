@@ -171,6 +171,8 @@ def fit_splatter(splatter: np.ndarray, images: np.ndarray, cameras: Sequence[Cam
                  fit: SplatterFit = DEFAULT_FIT) -> np.ndarray:
     """Fit the colours and per-axis scales of a splatter image (V, 14, h, w) so that its renders
     into ``cameras`` match ``images`` (C, H, W, 3) uint8; the images may be finer than the splatter."""
+    if images.dtype != np.uint8:
+        raise ValueError(f"fit_splatter: images must be uint8 RGB (as the simulator renders them), got {images.dtype}")
     if images.shape != (len(cameras), cameras[0].height, cameras[0].width, 3):
         raise ValueError(f"fit_splatter: images {images.shape} do not match {len(cameras)} cameras of "
                          f"{cameras[0].width}x{cameras[0].height}")

@@ -17,7 +17,7 @@ from partrm_gym.assets import CATEGORIES
 from partrm_gym.bench.gt_splatter import gt_splatter_psnr
 from partrm_gym.cameras import canonical_rig, stack_cameras
 from partrm_gym.gaussians import OPACITY, RGB, SCALE, SPLATTER_CHANNELS, Gaussians
-from partrm_gym.gt_splatter import SplatterFit, gt_splatter
+from partrm_gym.gt_splatter import SplatterFit, fit_splatter, gt_splatter
 from partrm_gym.rendering import rasterize
 from partrm_gym.scene import Scene
 
@@ -98,3 +98,14 @@ def test_bench_table(tmp_path):
     per_category = np.array([[float(x) for x in r[1:]] for r in rows[1:-1]])
     assert mean[4] == per_category[:, 4].min()  # worst object: a min over the categories
     assert mean[2] > mean[0]  # fitted beats back-projected on the canonical views
+
+
+def test_fit_rejects_mismatched_images():
+    cams = canonical_rig(16)
+    with Scene.procedural("oven", 0) as scene:
+        splat = gt_splatter(scene, cams, SplatterFit(steps=0))
+        images = np.stack([f.rgb for f in scene.render_views(cams)])
+    with pytest.raises(ValueError, match="must be uint8"):
+        fit_splatter(splat, images / 255.0, cams)
+    with pytest.raises(ValueError, match="do not match 4 cameras of 16x16"):
+        fit_splatter(splat, images[:, :8], cams)

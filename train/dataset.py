@@ -80,7 +80,7 @@ class PartDragDataset(Dataset):
             raise DatasetError(f"{self.root}: shards {manifest['missing_shards']} have not been generated yet")
         cfg = self.config
         self.input_cameras = canonical_rig(cfg.input_resolution, cfg.rig)
-        self.splat_cameras = canonical_rig(cfg.splatter_resolution, cfg.rig)
+        self.splatter_shape = (NUM_INPUT_VIEWS, SPLATTER_CHANNELS, cfg.splatter_resolution, cfg.splatter_resolution)
         self.view_cameras = dataset_rig(cfg.view_resolution, cfg.rig)
         self.plucker = torch.stack([plucker_rays(c) for c in self.input_cameras])
         self.viewmats, self.Ks = stack_cameras(self.view_cameras)
@@ -114,11 +114,10 @@ class PartDragDataset(Dataset):
         arrays = read_npz(sdir / STATE_ARRAYS, STATE_ARRAY_KEYS)
         inputs = np.stack([read_png(sdir / input_png(v)) for v in range(NUM_INPUT_VIEWS)])
         views = np.stack([read_png(sdir / view_png(v)) for v in range(len(self.view_cameras))])
-        cam = self.splat_cameras[0]
-        expected = (NUM_INPUT_VIEWS, SPLATTER_CHANNELS, cam.height, cam.width)
-        if arrays["splatter"].shape != expected:
+        if arrays["splatter"].shape != self.splatter_shape:
             raise DatasetError(f"{sdir / STATE_ARRAYS}: splatter has shape {arrays['splatter'].shape}, expected "
-                               f"{expected}; delete its object folder and re-run the same `partrm-gym datagen` command")
+                               f"{self.splatter_shape}; delete its object folder and re-run the same "
+                               "`partrm-gym datagen` command")
         out = {
             "input_rgb": torch.from_numpy(inputs).permute(0, 3, 1, 2).float() / 255.0,
             "splatter": torch.from_numpy(arrays["splatter"]),
