@@ -19,6 +19,7 @@ from partrm_gym.cameras import evaluation_rig
 from partrm_gym.envs.registration import ENV_CATEGORIES
 from partrm_gym.envs.sim_env import PartRMSimEnv
 from partrm_gym.envs.world_model_env import PartRMEnv
+from partrm_gym.errors import UsageError
 from partrm_gym.io import atomic_write_gif, atomic_write_text
 from partrm_gym.metrics import chamfer_distance, psnr, ssim
 from partrm_gym.plotting import save_figure, subplots
@@ -41,6 +42,10 @@ def _sim_points(env: PartRMSimEnv, cameras: list) -> np.ndarray:
 
 def compare(env_name: str, policy_name: str, steps: int, seed: int, out: Path, model_path: str | None = None,
             world_model=None, resolution: int = 64) -> list[dict]:  # noqa: ANN001
+    if steps < 1:
+        raise UsageError(f"steps={steps}: compare at least 1 step")
+    if env_name not in ENV_CATEGORIES:
+        raise UsageError(f"env {env_name!r} is not one of {sorted(ENV_CATEGORIES)}")
     category = ENV_CATEGORIES[env_name]
     imagined = PartRMEnv(model_path=model_path, world_model=world_model, category=category, resolution=resolution,
                          max_steps=steps)

@@ -8,14 +8,16 @@ The reward is defined on images of the observation camera only, so the world-mod
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
 
 from partrm_gym.assets import HELD_OUT_CATEGORY, TRAIN_CATEGORIES, canonical_category
 from partrm_gym.cameras import Camera, orbit_camera
+from partrm_gym.errors import UsageError
 from partrm_gym.scene import Scene
 
 # Seed blocks of the env's object splits (disjoint from each other; "test" of a training
@@ -40,6 +42,42 @@ class TaskConfig:
     joint_success_tolerance: float = 0.1  # twin: |q - q_goal| within this fraction of the range
     min_goal_change: float = 0.4  # fraction of the joint range between initial and goal state
     dense_scale: float = 10.0
+
+    def __post_init__(self) -> None:
+        """Every field checked at ``gym.make``, so a typo fails there and not episodes later."""
+        for name, allowed in literal_choices(TaskConfig).items():
+            if getattr(self, name) not in allowed:
+                raise UsageError(f"{name}={getattr(self, name)!r} is not valid; choose one of {list(allowed)}")
+        if self.category != "any":
+            try:
+                canonical_category(self.category)
+            except ValueError as e:
+                raise UsageError(f"category: {e}, or 'any'") from None
+        for name, low in (("resolution", 8), ("max_steps", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise UsageError(f"{name}={value!r} is not valid; it must be an integer >= {low}")
+        for name, low, high in (("success_ratio", 0.0, 1.0), ("joint_success_tolerance", 0.0, 1.0),
+                                ("min_goal_change", 0.0, 1.0), ("obs_fov_deg", 1.0, 179.0),
+                                ("obs_elevation_deg", -89.0, 89.0)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float, np.floating)) or not low <= float(value) <= high:
+                raise UsageError(f"{name}={value!r} is not valid; it must be a number in [{low}, {high}]")
+        for name in ("obs_radius", "dense_scale"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float, np.floating)) or not (np.isfinite(value) and value > 0):
+                raise UsageError(f"{name}={value!r} is not valid; it must be a positive number")
+        if not np.isfinite(self.obs_azimuth_deg):
+            raise UsageError(f"obs_azimuth_deg={self.obs_azimuth_deg!r} is not valid; it must be finite")
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict[str, Any]) -> TaskConfig:
+        """``TaskConfig(**kwargs)`` with an error listing the valid names for an unknown keyword."""
+        unknown = sorted(set(kwargs) - {f.name for f in fields(cls)})
+        if unknown:
+            raise UsageError(f"unknown environment argument(s) {unknown}; the task accepts "
+                             f"{sorted(f.name for f in fields(cls))}")
+        return cls(**kwargs)
 
     def categories(self) -> tuple[str, ...]:
         if self.category == "any":
@@ -69,11 +107,22 @@ def make_spaces(cfg: TaskConfig) -> tuple[gym.spaces.Box, gym.spaces.Dict]:
             gym.spaces.Dict({"image": image, "goal": image}))
 
 
+def literal_choices(cls: type) -> dict[str, tuple[Any, ...]]:
+    """Field name -> allowed values, for every ``Literal[...]`` field of a dataclass."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: typing.get_args(hints[f.name]) for f in fields(cls)
+            if typing.get_origin(hints[f.name]) is Literal}
+
+
 def decode_action(action: np.ndarray) -> np.ndarray:
-    """Env action in [-1, 1]^4 -> drag in [0, 1]^4. Non-finite actions are an error; others are clipped."""
-    a = np.asarray(action, dtype=np.float64).reshape(-1)
+    """Env action in [-1, 1]^4 -> drag in [0, 1]^4. Only shape (4,) is an action (a (2, 2) array or nested
+    lists are not reshaped: they are a caller's bug); non-finite actions are an error; others are clipped."""
+    try:
+        a = np.asarray(action, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"action must be 4 numbers (x0, y0, x1, y1), got {action!r}") from None
     if a.shape != (4,):
-        raise ValueError(f"action must have 4 values (x0, y0, x1, y1), got shape {np.shape(action)}")
+        raise ValueError(f"action must have shape (4,) (x0, y0, x1, y1), got shape {a.shape}")
     if not np.isfinite(a).all():
         raise ValueError(f"action contains NaN or inf: {a}")
     return (np.clip(a, -1.0, 1.0) + 1.0) / 2.0

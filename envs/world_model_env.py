@@ -23,6 +23,7 @@ import torch
 from partrm_gym.cameras import stack_cameras
 from partrm_gym.envs.base import ArticulatedTaskEnv
 from partrm_gym.envs.task import decode_action, image_distance, reward_and_success, sample_task
+from partrm_gym.errors import UsageError
 from partrm_gym.gaussians import Gaussians, save_ply
 from partrm_gym.model.drag_propagation import drags_for_model, starts_on_surface
 from partrm_gym.model.segmenters import ClassicalSegmenter, SamSegmenter, Segmenter
@@ -53,7 +54,7 @@ class PartRMEnv(ArticulatedTaskEnv):
                  world_model: WorldModel | None = None, **task_kwargs: Any) -> None:
         super().__init__(render_mode, task_kwargs)
         if segmenter not in ("classical", "sam"):
-            raise ValueError(f"segmenter must be 'classical' or 'sam' (no simulator after reset), got {segmenter!r}")
+            raise UsageError(f"segmenter must be 'classical' or 'sam' (no simulator after reset), got {segmenter!r}")
         self.model = world_model or WorldModel.from_pretrained(model_path, device=device)
         self.segmenter: Segmenter = (SamSegmenter(sam_checkpoint, device=device) if segmenter == "sam"
                                      else ClassicalSegmenter())

@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from partrm_gym.config import ConfigError, load_config, save_config
+from partrm_gym.errors import UserError
 from partrm_gym.io import atomic_write_json
 from partrm_gym.model.config import ModelConfig
 from partrm_gym.model.partrm import PartRM
@@ -27,7 +28,7 @@ MISMATCHES_SHOWN = 5
 CHECKSUM_KEY = "weights_sha256"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint folder is incomplete, corrupt or does not match its config."""
 
 

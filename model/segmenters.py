@@ -15,12 +15,13 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from partrm_gym.errors import UserError
 from partrm_gym.scene import JointInfo, SimFrame
 
 SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
 
 
-class SegmenterUnavailable(RuntimeError):
+class SegmenterUnavailable(UserError, RuntimeError):
     """A segmenter's weights or inputs are missing; the message says how to provide them."""
 
 

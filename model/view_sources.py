@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from partrm_gym.cameras import Camera, stack_cameras
+from partrm_gym.errors import UserError
 from partrm_gym.gaussians import Gaussians
 from partrm_gym.scene import Scene
 
@@ -27,7 +28,7 @@ ZERO123PP_GRID = (3, 2)  # rows, columns
 ZERO123PP_TILE_FOR_VIEW = (None, 1, 3, 4)
 
 
-class ViewSourceUnavailable(RuntimeError):
+class ViewSourceUnavailable(UserError, RuntimeError):
     """A view source's weights are missing; the message says how to provide them."""
 
 

@@ -2,13 +2,77 @@
 
 Each subcommand is a small function taking the parsed arguments; heavy imports happen
 inside it so ``partrm-gym --help`` stays instant.
+
+Errors: a mistake in what the user gave (a :class:`~partrm_gym.errors.UserError`: a missing or
+malformed config, a bad path, a number out of range, a broken asset or dataset) prints one line,
+``partrm-gym: error: <what, where, what to do>``, and exits with status 2, argparse's convention
+for usage errors. ``--debug`` (or ``PARTRM_GYM_DEBUG=1`` in the environment) shows the traceback
+as well. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
+
+from partrm_gym.errors import UsageError, UserError
+
+PROG = "partrm-gym"
+USAGE_EXIT = 2
+DEBUG_ENV = "PARTRM_GYM_DEBUG"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``partrm-gym: error: ...``) instead of usage + error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        where = self.prog.removeprefix(PROG).strip()
+        self.exit(USAGE_EXIT, f"{PROG}: error: {where + ': ' if where else ''}{message} (see `{self.prog} --help`)\n")
+
+
+def _count(minimum: int):
+    """An argparse type: an integer >= ``minimum``, with a message naming the allowed range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is out of range (must be >= {minimum})")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+positive_int, non_negative_int = _count(1), _count(0)
+
+
+def check_output_folder(path: str | Path, flag: str = "--out") -> Path:
+    """Refuse an output folder that cannot be one, before any work is done (not after it)."""
+    path = Path(path)
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{flag} {path}: {parent} is a file, not a folder; give a folder path")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise UsageError(f"{flag} {path}: {parent} is not writable; choose another folder")
+            break
+    return path
+
+
+def check_output_file(path: str | Path, flag: str = "--out") -> Path:
+    """Refuse an output file path that is a folder or whose folder cannot be made, before any work."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a folder; give a file path (e.g. {path / 'bench.md'})")
+    check_output_folder(path.parent, flag)
+    return path
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -44,15 +108,15 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from partrm_gym.train.train import main as train_main
+    from partrm_gym.train.train import run
 
-    return train_main(args.rest)
+    return run(args)
 
 
 def _finetune_zero123pp(args: argparse.Namespace) -> int:
-    from partrm_gym.train.finetune_zero123pp import main as finetune_main
+    from partrm_gym.train.finetune_zero123pp import run
 
-    return finetune_main(args.rest)
+    return run(args)
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -69,15 +133,11 @@ def _bundle(args: argparse.Namespace) -> int:
 
 def _policy(args: argparse.Namespace) -> int:
     if args.action == "train":
-        from dataclasses import replace
-
-        from partrm_gym.config import load_config
+        from partrm_gym.config import apply_overrides, load_config
         from partrm_gym.policies.agents import AgentConfig, train_agent
 
         cfg = load_config(AgentConfig, args.config) if args.config else AgentConfig()
-        overrides = {k: v for k, v in (("algo", args.algo), ("env_id", args.env), ("total_steps", args.steps),
-                                       ("seed", args.seed)) if v is not None}
-        cfg = replace(cfg, **overrides)
+        cfg = apply_overrides(cfg, algo=args.algo, env_id=args.env, total_steps=args.steps, seed=args.seed)
         out = args.out or f"runs/policy/{cfg.algo}_{cfg.env_id}"
         final = train_agent(cfg, out, resume=args.resume)
         print(f"wrote {final} (policy.safetensors + agent.yaml); TensorBoard logs in {out}")
@@ -120,68 +180,73 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="partrm-gym", description=__doc__.splitlines()[0])
+    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the traceback of user errors too (or set {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="one image + one drag -> the imagined next state beside the simulated truth")
     p.add_argument("--out", default="outputs/demo")
     p.add_argument("--model", default=None, help="checkpoint folder (default: the bundled model)")
     p.add_argument("--category", default=None, help="object category (default: the held-out one)")
-    p.add_argument("--seed", type=int, default=None, help="object instance (default: one no split uses)")
-    p.add_argument("--joint", type=int, default=0, help="which movable joint the drag moves")
+    p.add_argument("--seed", type=non_negative_int, default=None, help="object instance (default: one no split uses)")
+    p.add_argument("--joint", type=non_negative_int, default=0, help="which movable joint the drag moves")
     p.add_argument("--segmenter", default="sim", choices=["sim", "classical"],
                    help="part mask for drag propagation: simulator link mask, or OpenCV as on a real photo")
-    p.set_defaults(func=_demo)
+    p.set_defaults(func=_demo, out_kind="folder")
 
     p = sub.add_parser("sim-preview", help="PNG grid of an object's canonical + evaluation views in 3 states")
     p.add_argument("--category", default="drawer", help="category or alias (drawer, door, microwave, laptop, ...)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--out", default="outputs/preview")
-    p.add_argument("--resolution", type=int, default=128)
-    p.add_argument("--joint", type=int, default=0, help="which movable joint to open")
-    p.set_defaults(func=_sim_preview)
+    p.add_argument("--resolution", type=positive_int, default=128)
+    p.add_argument("--joint", type=non_negative_int, default=0, help="which movable joint to open")
+    p.set_defaults(func=_sim_preview, out_kind="folder")
 
     p = sub.add_parser("datagen", help="generate a PartDrag-4D-style dataset from the simulator (resumable)")
     p.add_argument("config", help="YAML file or shipped name (data/tiny, data/default, data/paper)")
     p.add_argument("--out", required=True, help="dataset folder; re-run the same command to resume")
-    p.add_argument("--shard", type=int, default=0, help="this job's shard index (0-based)")
-    p.add_argument("--num-shards", type=int, default=1, help="total number of shards")
+    p.add_argument("--shard", type=non_negative_int, default=0, help="this job's shard index (0-based)")
+    p.add_argument("--num-shards", type=positive_int, default=1, help="total number of shards")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_datagen)
+    p.set_defaults(func=_datagen, out_kind="folder")
 
     p = sub.add_parser("verify", help="check a dataset and name every missing or corrupt file")
     p.add_argument("dataset", help="dataset folder")
     p.set_defaults(func=_verify)
 
-    p = sub.add_parser("train", help="one training stage (see configs/train/); torchrun -m partrm_gym.train for DDP",
-                       add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="CONFIG.yaml [--resume] [--out DIR] [--steps N] ...")
-    p.set_defaults(func=_train)
+    from partrm_gym.train.train_config import add_train_arguments
 
-    p = sub.add_parser("finetune-zero123pp", add_help=False,
+    p = sub.add_parser("train", help="one training stage (see configs/train/); torchrun -m partrm_gym.train for DDP")
+    add_train_arguments(p)
+    p.set_defaults(func=_train, out_kind="folder")
+
+    from partrm_gym.train.finetune_config import add_finetune_arguments
+
+    p = sub.add_parser("finetune-zero123pp",
                        help="fine-tune Zero123++ (local weights, GPU) to produce this project's dataset views")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="[CONFIG.yaml] --weights DIR [--data DIR] [--resume] ...")
-    p.set_defaults(func=_finetune_zero123pp)
+    add_finetune_arguments(p)
+    p.set_defaults(func=_finetune_zero123pp, out_kind="folder")
 
     p = sub.add_parser("eval", help="score a checkpoint against the static baseline and the GT upper bound")
     p.add_argument("checkpoint", help="checkpoint folder, or 'none' for the baselines only")
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--out", default="outputs/eval")
-    p.add_argument("--max-pairs", type=int, default=None, help="score this many pairs spread over the split")
+    p.add_argument("--max-pairs", type=positive_int, default=None, help="score this many pairs spread over the split")
     p.add_argument("--device", default="cpu")
     p.add_argument("--lpips-weights", default=None, help="local LPIPS(VGG) weights file; without it LPIPS is "
                    "reported as unavailable")
-    p.set_defaults(func=_eval)
+    p.set_defaults(func=_eval, out_kind="folder")
 
     p = sub.add_parser("compare", help="imagined vs simulated: the same drags in PartRM-* and PartRMSim-*")
     p.add_argument("--env", default="Drawer", choices=["Drawer", "Door", "Microwave", "Laptop", "Articulated"])
     p.add_argument("--policy", default="scripted", choices=["scripted", "random"])
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=positive_int, default=5)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--model", default=None, help="checkpoint folder (default: the bundled model)")
     p.add_argument("--out", default="outputs/compare")
-    p.set_defaults(func=_compare)
+    p.set_defaults(func=_compare, out_kind="folder")
 
     p = sub.add_parser("bundle", help="make trained run(s) the package's default model (model/weights/default)")
     p.add_argument("stages", nargs="+", help="run folders in stage order; the last one's final/ is bundled")
@@ -195,54 +260,77 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("config", nargs="?", help="agent YAML or shipped name (policy/ppo_imagination, policy/ppo_twin)")
     q.add_argument("--algo", choices=["ppo", "sac"])
     q.add_argument("--env", help="env ID, e.g. PartRM-Drawer-v0 (imagination) or PartRMSim-Drawer-v0 (twin)")
-    q.add_argument("--steps", type=int, help="total env steps")
-    q.add_argument("--seed", type=int)
+    q.add_argument("--steps", type=positive_int, help="total env steps")
+    q.add_argument("--seed", type=non_negative_int)
     q.add_argument("--out", help="run folder (default runs/policy/ALGO_ENV)")
     q.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
-    q.set_defaults(func=_policy)
+    q.set_defaults(func=_policy, out_kind="folder")
     q = psub.add_parser("eval", help="success rate (95%% CI), mean return and a GIF of a policy")
     q.add_argument("--env", default="PartRMSim-Drawer-v0")
     q.add_argument("--policy", required=True, help="random | scripted | planner | an agent folder (…/final)")
-    q.add_argument("--episodes", type=int, default=20)
+    q.add_argument("--episodes", type=positive_int, default=20)
     q.add_argument("--split", default="test", choices=["train", "test"])
-    q.add_argument("--seed", type=int, default=100_000, help="episode i uses seed + i")
+    q.add_argument("--seed", type=non_negative_int, default=100_000, help="episode i uses seed + i")
     q.add_argument("--model", default=None, help="planner: world-model checkpoint folder (default: bundled)")
-    q.add_argument("--candidates", type=int, default=16, help="planner: drags per CEM iteration")
-    q.add_argument("--iterations", type=int, default=2, help="planner: CEM iterations per step")
-    q.add_argument("--video-episodes", type=int, default=1, help="episodes recorded into the GIF")
+    q.add_argument("--candidates", type=positive_int, default=16, help="planner: drags per CEM iteration")
+    q.add_argument("--iterations", type=positive_int, default=2, help="planner: CEM iterations per step")
+    q.add_argument("--video-episodes", type=non_negative_int, default=1, help="episodes recorded into the GIF")
     q.add_argument("--out", default="outputs/policy_eval")
-    q.set_defaults(func=_policy)
+    q.set_defaults(func=_policy, out_kind="folder")
     q = psub.add_parser("experiment", help="random / scripted / planner / PPO-imagination / PPO-twin in the twin")
     q.add_argument("config", nargs="?", default="policy/headline", help="experiment YAML or shipped name")
-    q.add_argument("--episodes", type=int, help="override the number of evaluation episodes")
+    q.add_argument("--episodes", type=positive_int, help="override the number of evaluation episodes")
     q.add_argument("--model", default=None, help="world-model checkpoint folder (default: bundled)")
     q.add_argument("--out", default="outputs/experiment")
-    q.set_defaults(func=_policy)
+    q.set_defaults(func=_policy, out_kind="folder")
 
     p = sub.add_parser("bench", help="measure speed on this machine and print a Markdown table")
     p.add_argument("what", choices=["all", "render", "sim", "gt-splatter", "envs", "pipeline"])
     p.add_argument("--model", default=None, help="envs: checkpoint folder (default: the bundled model)")
     p.add_argument("--out", default=None, help="also write the table to this Markdown file")
-    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--repeats", type=positive_int, default=10)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--resolution", type=int, default=64, help="gt-splatter: image and splatter resolution")
-    p.add_argument("--objects", type=int, default=3, help="gt-splatter: objects per category")
-    p.add_argument("--splatter-resolution", type=int, default=None,
+    p.add_argument("--resolution", type=positive_int, default=64, help="gt-splatter: image and splatter resolution")
+    p.add_argument("--objects", type=positive_int, default=3, help="gt-splatter: objects per category")
+    p.add_argument("--splatter-resolution", type=positive_int, default=None,
                    help="gt-splatter: splatter resolution (default: --resolution)")
-    p.add_argument("--fit-steps", type=int, default=None,
+    p.add_argument("--fit-steps", type=non_negative_int, default=None,
                    help="gt-splatter: Adam steps fitting the splatter to the canonical views (default: the dataset's)")
-    p.add_argument("--train-steps", type=int, default=30, help="pipeline: training steps timed per stage")
-    p.set_defaults(func=_bench)
+    p.add_argument("--train-steps", type=positive_int, default=30, help="pipeline: training steps timed per stage")
+    p.set_defaults(func=_bench, out_kind="file")
     return parser
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    out = getattr(args, "out", None)
+    if out:
+        (check_output_file if getattr(args, "out_kind", "folder") == "file" else check_output_folder)(out)
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    if isinstance(error, OSError) and error.filename and str(error.filename) not in text:
+        text = f"{error.filename}: {text}"
+    return " ".join(text.split())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
+        _check_outputs(args)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (UserError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
+        # What the user gave is wrong: say so in one line. (An OSError without a file name is not the user's.)
+        if isinstance(e, OSError) and not isinstance(e, UserError) and not e.filename:
+            raise
+        if debug:
+            traceback.print_exc()
+        print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
+        return USAGE_EXIT
 
 
 if __name__ == "__main__":

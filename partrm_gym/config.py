@@ -16,13 +16,20 @@ from typing import Any, TypeVar
 
 import yaml
 
+from partrm_gym.errors import UserError
 from partrm_gym.io import atomic_write_text
 
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file does not match its dataclass."""
+
+
+def shipped_configs() -> list[str]:
+    """Names of the configs shipped in ``configs/`` (``"data/tiny"``, ``"train/tiny_stage0"``, ...)."""
+    root = Path(str(resources.files("partrm_gym.configs")))
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
 
 
 def shipped_config_path(name: str) -> Path:
@@ -30,20 +37,23 @@ def shipped_config_path(name: str) -> Path:
     rel = name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
     path = Path(str(resources.files("partrm_gym.configs").joinpath(rel)))
     if not path.is_file():
-        raise ConfigError(f"no shipped config named {name!r} (looked for {path})")
+        raise ConfigError(f"no shipped config named {name!r}; shipped: {', '.join(shipped_configs())}")
     return path
 
 
 def resolve_config_path(path_or_name: str | Path) -> Path:
+    """A YAML file that exists, else a shipped config's name (``configs/`` prefix and suffix optional)."""
     p = Path(path_or_name)
     if p.is_file():
         return p
-    if p.suffix in (".yaml", ".yml") and (p.is_absolute() or p.parent != Path(".")) and p.parts[0] != "configs":
-        raise ConfigError(f"config file {p} does not exist")
-    name = str(p)
-    if name.startswith("configs/"):
-        name = name[len("configs/"):]
-    return shipped_config_path(name)
+    if p.exists():
+        raise ConfigError(f"config {p} is not a file (give a YAML file or a shipped config name)")
+    name = str(p).removeprefix("configs/")
+    try:
+        return shipped_config_path(name)
+    except ConfigError:
+        raise ConfigError(f"config file not found: {p} (and no shipped config of that name); "
+                          f"shipped configs: {', '.join(shipped_configs())}") from None
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
@@ -60,7 +70,12 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _coerce(hints[name], value, f"{where}.{name}" if where else name)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as e:  # a dataclass's own checks (__post_init__) name the field
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"{where + ': ' if where else ''}{e}") from e
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
@@ -71,14 +86,13 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _coerce(arg, value, where)
-            except ConfigError as e:
-                errors.append(str(e))
+            except ConfigError:
+                pass
         raise ConfigError(f"{where}: {value!r} matches none of {tp}")
     if origin is typing.Literal:
         if value not in typing.get_args(tp):
@@ -141,11 +155,31 @@ def load_config(cls: type[T], path_or_name: str | Path) -> T:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot be read ({e})") from e
+    if data is None:
+        raise ConfigError(f"{path}: the config file is empty; start from a shipped one "
+                          f"({', '.join(shipped_configs())})")
     try:
         return from_dict(cls, data)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from e
+
+
+def apply_overrides(cfg: T, where: str = "command line", **overrides: Any) -> T:
+    """A copy of ``cfg`` with the overrides that are not None, validated like a config file.
+
+    One idiom for every command that lets flags (``--steps 100``) override a YAML config: the
+    values go through the same type checks and ``__post_init__`` as the file's values did.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return cfg
+    try:
+        return from_dict(type(cfg), {**to_dict(cfg), **given})
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def save_config(cfg: Any, path: str | Path) -> Path:

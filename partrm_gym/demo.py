@@ -24,6 +24,7 @@ from partrm_gym.assets import HELD_OUT_CATEGORY
 from partrm_gym.cameras import Camera, canonical_rig, evaluation_rig, orbit_camera, stack_cameras
 from partrm_gym.drags import drags_between_states, to_pixels
 from partrm_gym.envs.task import TaskConfig, observation_camera
+from partrm_gym.errors import UsageError
 from partrm_gym.gaussians import Gaussians, save_ply
 from partrm_gym.gt_splatter import gt_splatter
 from partrm_gym.io import atomic_write_gif, atomic_write_image, atomic_write_text
@@ -82,7 +83,7 @@ def run_demo(out: str | Path, model_path: str | None = None, cfg: DemoConfig | N
     splat_cams = canonical_rig(model.network.cfg.output_size, model.rig)
     with Scene.procedural(cfg.category, cfg.seed) as scene:
         if not 0 <= cfg.joint < len(scene.joints):
-            raise ValueError(f"joint {cfg.joint} does not exist: {cfg.category} #{cfg.seed} has "
+            raise UsageError(f"--joint {cfg.joint} does not exist: {cfg.category} #{cfg.seed} has "
                              f"{len(scene.joints)} movable joints")
         closed = np.array([j.lower for j in scene.joints])
         span = np.array([j.range for j in scene.joints])
@@ -93,7 +94,7 @@ def run_demo(out: str | Path, model_path: str | None = None, cfg: DemoConfig | N
         frame = scene.render(camera)
         drag = drags_between_states(scene, cfg.joint, state_a, state_b, camera, max_drags=1, rng=rng, frame_a=frame)
         if len(drag) == 0:
-            raise RuntimeError(f"the part of joint {cfg.joint} is not visible from the observation camera; "
+            raise UsageError(f"the part of joint {cfg.joint} is not visible from the observation camera; "
                                "choose another --joint or --seed")
         drag = drag[0]
         inputs = scene.render_views(model.input_cameras)

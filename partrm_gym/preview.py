@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from partrm_gym.cameras import canonical_rig, evaluation_rig
+from partrm_gym.errors import UsageError
 from partrm_gym.io import atomic_write_image
 from partrm_gym.scene import Scene, SimFrame
 
@@ -58,6 +59,9 @@ def sim_preview(category: str, seed: int, out: str | Path, resolution: int = 128
     cameras = canonical_rig(resolution) + evaluation_rig(resolution)
     rows = []
     with Scene.procedural(category, seed) as scene:
+        if not 0 <= joint < len(scene.joints):
+            raise UsageError(f"--joint {joint}: {scene.category} #{seed} has {len(scene.joints)} movable joint(s); "
+                             f"choose 0..{len(scene.joints) - 1}")
         for fraction in STATE_FRACTIONS:
             states = np.zeros(len(scene.joints))
             states[joint] = fraction

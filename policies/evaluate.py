@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from partrm_gym.errors import UsageError
 from partrm_gym.io import atomic_write_gif, atomic_write_json, atomic_write_text
 from partrm_gym.policies.agents import AgentPolicy, EpisodeResult, load_agent, make_env, run_episode, summarise
 from partrm_gym.policies.planner import ImaginationPlanner, PlannerConfig
@@ -46,6 +47,8 @@ def make_actor(policy: str, seed: int = 0, model_path: str | None = None,
 def evaluate(actor: Any, env_id: str, env_kwargs: dict[str, Any] | None, episodes: int, seed: int,
              video_episodes: int = 1, desc: str = "eval") -> tuple[dict[str, Any], list[EpisodeResult]]:
     """Run ``episodes`` episodes; the first ``video_episodes`` keep their frames (observation | goal)."""
+    if episodes < 1:
+        raise UsageError(f"episodes={episodes}: evaluate at least 1 episode")
     env = make_env(env_id, env_kwargs).unwrapped  # the dict observation: policies see image and goal
     try:
         results = [run_episode(env, actor, seed + i, record=i < video_episodes)

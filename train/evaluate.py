@@ -27,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 from partrm_gym.cameras import evaluation_view_indices
+from partrm_gym.errors import UsageError
 from partrm_gym.gaussians import OPACITY, XYZ
 from partrm_gym.io import atomic_write_image, atomic_write_json, atomic_write_text
 from partrm_gym.metrics import chamfer_distance, load_lpips, lpips_available, psnr, ssim
@@ -73,6 +74,8 @@ def evaluate(checkpoint: str | Path | None, data: str | Path, split: str = "test
     ``lpips_fn(pred, target)`` takes (N, 3, H, W) images in [-1, 1] (the ``lpips`` package's
     convention) and is only given when a local backbone loaded (:func:`partrm_gym.metrics.load_lpips`).
     """
+    if max_pairs is not None and max_pairs < 1:
+        raise UsageError(f"max_pairs={max_pairs}: score at least 1 pair (or None for all)")
     dataset = PartDragDataset(data, split)
     model = None
     if checkpoint is not None:

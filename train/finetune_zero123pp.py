@@ -31,8 +31,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from partrm_gym.config import load_config, save_config
+from partrm_gym.config import apply_overrides, load_config, save_config
 from partrm_gym.train.dataset import PartDragDataset
+from partrm_gym.train.finetune_config import FinetuneConfig, add_finetune_arguments
 from partrm_gym.train.train_state import latest_checkpoint, load_training_state, save_training_state
 
 GRID_VIEWS = (1, 3, 5, 7, 9, 11)  # dataset rig views at azimuths 30, 90, ..., 330: the 3x2 grid, row-major
@@ -40,25 +41,6 @@ GRID_ROWS, GRID_COLS = 3, 2
 # Zero123++'s pipeline maps images and latents into the range its UNet was trained on
 IMAGE_SCALE = 0.5 / 0.8
 LATENT_SHIFT, LATENT_SCALE = 0.22, 0.75
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    weights: str = "weights/zero123plus-v1.2"  # local diffusers folder (model_index.json, unet/, vae/, ...)
-    data: str = "data/default"
-    out: str = "runs/zero123pp"
-    steps: int = 2000
-    batch_size: int = 4
-    lr: float = 1e-5
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    tile: int = 320  # side of one grid view (Zero123++ v1.2: 320)
-    seed: int = 0
-    save_every: int = 250
-    log_every: int = 10
-    mixed_precision: bool = True  # bf16 autocast on CUDA (the frozen VAE and encoders stay in float32)
-    condition_dropout: float = 0.1  # share of samples trained unconditioned, so classifier-free guidance keeps working
-    device: str = "auto"
 
 
 class ReferenceAttention:
@@ -252,17 +234,13 @@ def finetune(cfg: FinetuneConfig, parts: Zero123ppParts | None = None, resume: b
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="partrm-gym finetune-zero123pp", description=__doc__.splitlines()[0])
-    parser.add_argument("config", nargs="?", help="YAML with FinetuneConfig fields")
-    parser.add_argument("--weights", help="local Zero123++ diffusers folder")
-    parser.add_argument("--data", help="dataset folder")
-    parser.add_argument("--out", help="run folder")
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--resume", action="store_true")
-    args = parser.parse_args(argv)
+    add_finetune_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     cfg = load_config(FinetuneConfig, args.config) if args.config else FinetuneConfig()
-    overrides = {k: v for k, v in (("weights", args.weights), ("data", args.data), ("out", args.out),
-                                   ("steps", args.steps)) if v is not None}
-    cfg = FinetuneConfig(**{**cfg.__dict__, **overrides})
+    cfg = apply_overrides(cfg, weights=args.weights, data=args.data, out=args.out, steps=args.steps)
     final = finetune(cfg, resume=args.resume)
     print(f"fine-tuned UNet in {final}/unet (copy it over the unet/ of the Zero123++ folder to use it)")
     return 0

@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler, default_collate
 from tqdm import tqdm
 
-from partrm_gym.config import load_config, save_config
+from partrm_gym.config import apply_overrides, load_config, save_config
 from partrm_gym.io import atomic_write_image, atomic_write_json
 from partrm_gym.metrics import psnr
 from partrm_gym.model.checkpoint import load_checkpoint, save_checkpoint
@@ -36,7 +36,7 @@ from partrm_gym.preview import image_grid, to_uint8_image
 from partrm_gym.provenance import git_commit, provenance
 from partrm_gym.train.dataset import PartDragDataset
 from partrm_gym.train.losses import render_loss, render_views, splatter_loss
-from partrm_gym.train.train_config import TrainConfig
+from partrm_gym.train.train_config import TrainConfig, add_train_arguments
 from partrm_gym.train.train_state import latest_checkpoint, load_training_state, save_training_state
 
 CSV_FIELDS = ("step", "loss", "splatter", "render_mse", "mask", "lpips", "lr", "samples_per_s", "val_psnr")
@@ -121,19 +121,13 @@ def validate(model: torch.nn.Module, dataset: PartDragDataset, cfg: TrainConfig,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="partrm-gym train", description=__doc__.splitlines()[0])
-    parser.add_argument("config", help="training YAML (e.g. configs/train/tiny_stage1.yaml)")
-    parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
-    parser.add_argument("--out", help="override the config's run folder")
-    parser.add_argument("--data", help="override the config's dataset folder")
-    parser.add_argument("--steps", type=int, help="override the number of steps")
-    parser.add_argument("--init-from", help="override the checkpoint to start from")
-    args = parser.parse_args(argv)
+    add_train_arguments(parser)
+    return run(parser.parse_args(argv))
 
+
+def run(args: argparse.Namespace) -> int:
     cfg = load_config(TrainConfig, args.config)
-    overrides = {k: v for k, v in (("out", args.out), ("data", args.data), ("steps", args.steps),
-                                   ("init_from", args.init_from)) if v is not None}
-    if overrides:
-        cfg = TrainConfig(**{**cfg.__dict__, **overrides})
+    cfg = apply_overrides(cfg, out=args.out, data=args.data, steps=args.steps, init_from=args.init_from)
 
     # -- processes and devices ------------------------------------------------------------------------
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
 
@@ -39,7 +40,25 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.stage not in (0, 1, 2):
             raise ValueError(f"stage must be 0, 1 or 2, got {self.stage}")
-        if self.batch_size < 1 or self.steps < 1:
-            raise ValueError("batch_size and steps must be positive")
+        for name in ("batch_size", "steps", "log_every", "save_every", "sample_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("lr", "grad_clip"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("warmup_steps", "eval_pairs", "weight_decay", "splatter_weight", "render_weight",
+                     "mask_weight", "lpips_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 1 <= self.render_views <= 12:
-            raise ValueError("render_views must be in 1..12")
+            raise ValueError(f"render_views must be in 1..12, got {self.render_views}")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``partrm-gym train`` and ``torchrun -m partrm_gym.train`` (one definition for both)."""
+    parser.add_argument("config", help="training YAML or shipped name (e.g. configs/train/tiny_stage1.yaml)")
+    parser.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    parser.add_argument("--out", help="override the config's run folder")
+    parser.add_argument("--data", help="override the config's dataset folder")
+    parser.add_argument("--steps", type=int, help="override the number of steps")
+    parser.add_argument("--init-from", help="override the checkpoint to start from")

@@ -1,0 +1,174 @@
+"""The command line: a user's mistake is one line on stderr and exit status 2; bugs keep their traceback."""
+
+from __future__ import annotations
+
+import argparse
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import partrm_gym  # noqa: F401  (registers the envs)
+from partrm_gym import cli
+from partrm_gym.errors import UsageError
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    try:
+        rc = cli.main(argv)
+    except SystemExit as e:  # argparse exits by itself (--help, usage errors)
+        rc = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def assert_one_line_usage_error(rc: int, err: str, *fragments: str) -> None:
+    assert rc == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("partrm-gym: error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def subcommands() -> list[list[str]]:
+    """Every leaf sub-command of the parser, e.g. ["policy", "train"]."""
+
+    def walk(parser: argparse.ArgumentParser, prefix: list[str]) -> list[list[str]]:
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not actions:
+            return [prefix]
+        return [leaf for name, sub in actions[0].choices.items() for leaf in walk(sub, [*prefix, name])]
+
+    return walk(cli.build_parser(), [])
+
+
+@pytest.mark.parametrize("command", subcommands(), ids=" ".join)
+def test_every_subcommand_has_help(command, capsys):
+    rc, out, err = run_cli([*command, "--help"], capsys)
+    assert rc == 0, err
+    assert out.startswith("usage: partrm-gym " + " ".join(command)), out[:200]
+
+
+def test_subcommand_list_is_complete():
+    names = {" ".join(c) for c in subcommands()}
+    assert {"train", "finetune-zero123pp", "datagen", "eval", "policy eval", "bench"} <= names
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["eval", "none", "--data", "x", "--max-pairs", "0"], ["--max-pairs", ">= 1"]),
+    (["eval", "none", "--data", "x", "--max-pairs", "-1"], ["--max-pairs", ">= 1"]),
+    (["policy", "eval", "--policy", "random", "--episodes", "0"], ["--episodes", ">= 1"]),
+    (["policy", "eval", "--policy", "random", "--episodes", "-2"], ["--episodes", ">= 1"]),
+    (["compare", "--steps", "-1"], ["--steps", ">= 1"]),
+    (["datagen", "data/tiny", "--out", "x", "--shard", "-1"], ["--shard", ">= 0"]),
+    (["datagen", "data/tiny", "--out", "x", "--num-shards", "0"], ["--num-shards", ">= 1"]),
+    (["bench", "render", "--repeats", "zero"], ["--repeats", "not an integer"]),
+    (["nonsense"], ["invalid choice"]),
+])
+def test_bad_numbers_and_choices_are_one_line(argv, fragments, capsys):
+    rc, _, err = run_cli(argv, capsys)
+    assert_one_line_usage_error(rc, err, *fragments)
+
+
+def test_missing_config_file_is_file_not_found_listing_shipped_configs(tmp_path, capsys):
+    rc, _, err = run_cli(["datagen", "nope.yaml", "--out", str(tmp_path / "d")], capsys)
+    assert_one_line_usage_error(rc, err, "config file not found: nope.yaml", "data/tiny")
+    assert not (tmp_path / "d").exists()  # refused before any work
+
+
+@pytest.mark.parametrize("text, fragments", [
+    ("", ["is empty"]),
+    ("seed: [1, 2\n", ["not valid YAML"]),
+    ("no_such_key: 1\n", ["unknown key", "no_such_key"]),
+    ("seed: abc\n", ["seed", "expected an integer"]),
+    ("states_per_part: 1\n", ["states_per_part"]),
+])
+def test_bad_config_files_are_one_line(tmp_path, capsys, text, fragments):
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    rc, _, err = run_cli(["datagen", str(config), "--out", str(tmp_path / "d")], capsys)
+    assert_one_line_usage_error(rc, err, str(config), *fragments)
+
+
+def test_train_config_errors_are_one_line(tmp_path, capsys):
+    config = tmp_path / "train.yaml"
+    config.write_text("stage: 5\n")
+    rc, _, err = run_cli(["train", str(config)], capsys)
+    assert_one_line_usage_error(rc, err, "stage")
+    rc, _, err = run_cli(["train", "train/tiny_stage0", "--steps", "-3"], capsys)
+    assert_one_line_usage_error(rc, err, "steps")
+
+
+def test_output_file_where_a_folder_is_needed_fails_before_any_work(tmp_path, capsys):
+    out = tmp_path / "results.txt"
+    out.write_text("mine")
+    # --data does not exist either: the output check comes first, before the evaluation starts
+    rc, _, err = run_cli(["eval", "none", "--data", str(tmp_path / "nodata"), "--out", str(out)], capsys)
+    assert_one_line_usage_error(rc, err, str(out), "is a file")
+    assert out.read_text() == "mine"
+    rc, _, err = run_cli(["eval", "none", "--data", str(tmp_path), "--out", str(out / "sub")], capsys)
+    assert_one_line_usage_error(rc, err, "is a file")
+
+
+def test_bench_out_must_be_a_file(tmp_path, capsys):
+    rc, _, err = run_cli(["bench", "render", "--out", str(tmp_path)], capsys)
+    assert_one_line_usage_error(rc, err, "is a folder")
+
+
+def test_missing_dataset_is_one_line(tmp_path, capsys):
+    rc, _, err = run_cli(["eval", "none", "--data", str(tmp_path / "nodata"), "--out", str(tmp_path / "o")], capsys)
+    assert_one_line_usage_error(rc, err, "nodata")
+
+
+def test_sim_preview_joint_out_of_range(tmp_path, capsys):
+    rc, _, err = run_cli(["sim-preview", "--joint", "99", "--resolution", "16", "--out", str(tmp_path)], capsys)
+    assert_one_line_usage_error(rc, err, "--joint 99", "choose 0..")
+    assert not list(tmp_path.iterdir())
+
+
+def test_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
+    rc, _, err = run_cli(["--debug", "datagen", "nope.yaml", "--out", str(tmp_path / "d")], capsys)
+    assert rc == 2 and "Traceback" in err
+    assert err.strip().splitlines()[-1].startswith("partrm-gym: error: ")
+    monkeypatch.setenv(cli.DEBUG_ENV, "1")
+    rc, _, err = run_cli(["datagen", "nope.yaml", "--out", str(tmp_path / "d")], capsys)
+    assert rc == 2 and "Traceback" in err
+
+
+def test_internal_bugs_keep_their_traceback(monkeypatch):
+    def broken(args):
+        raise KeyError("a bug, not the user's fault")
+
+    monkeypatch.setattr(cli, "_verify", broken)
+    with pytest.raises(KeyError):
+        cli.main(["verify", "somewhere"])
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"task": "bogus"}, "'open', 'close', 'random'"),
+    ({"split": "val"}, "'train', 'test'"),
+    ({"reward_mode": "bogus"}, "'dense', 'sparse'"),
+    ({"max_steps": 0}, "max_steps"),
+    ({"resolution": 2}, "resolution"),
+    ({"category": "spaceship"}, "unknown category"),
+    ({"joint_success_tolerance": -0.1}, "joint_success_tolerance"),
+    ({"colour": "red"}, "unknown environment argument"),
+])
+@pytest.mark.parametrize("env_id", ["PartRMSim-Drawer-v0", "PartRM-Drawer-v0"])
+def test_env_arguments_are_validated_at_make(env_id, kwargs, fragment):
+    with pytest.raises(UsageError, match=fragment.replace("(", r"\(")):
+        gym.make(env_id, **kwargs)
+
+
+def test_only_shape_4_is_an_action():
+    env = gym.make("PartRMSim-Drawer-v0", resolution=16, max_steps=2)
+    env.reset(seed=0)
+    try:
+        for bad in (np.zeros((2, 2)), [[0.0], [0.0], [0.0], [0.0]], np.zeros(5), "abcd"):
+            with pytest.raises(ValueError, match="action must"):
+                env.step(bad)
+        env.step(np.zeros(4, np.float32))  # the valid shape still works
+    finally:
+        env.close()
