@@ -1,7 +1,9 @@
 """Atomic file writes: a reader never sees a half-written file, a killed job leaves none.
 
 Every writer in the project goes through these helpers (temp file in the same folder,
-fsync, ``os.replace``), which is what makes datagen and training safely resumable.
+fsync, ``os.replace``), which is what makes datagen and training safely resumable. The file
+gets the mode a plain ``open()`` would give it (umask respected), or keeps the mode of the file
+it replaces.
 """
 
 from __future__ import annotations
@@ -9,10 +11,38 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+
+def _current_umask() -> int:
+    """The process umask, read now (the user or a caller may change it at any time).
+
+    Linux shows it in /proc/self/status, which is a pure read. Elsewhere the only portable way is
+    to set it and put it back, ``os.umask(0)`` then ``os.umask(old)``: a file another thread creates
+    in between would get mode 0666, so the window is kept to two system calls.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _final_mode(path: Path) -> int:
+    """Mode for the file that will become ``path``: the existing file's mode if it exists, else what
+    ``open()`` would give a new file (0o666 minus the umask). ``mkstemp`` alone gives 0o600, which would
+    make every atomically written file private to its owner, unlike any other file the user creates."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_current_umask()
 
 
 @contextlib.contextmanager
@@ -24,6 +54,7 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, _final_mode(path))
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()

@@ -9,10 +9,15 @@ and per-link segmentation from any :class:`~partrm_gym.cameras.Camera` with Tiny
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import logging
 import math
 import os
+import re
 import sys
 import tempfile
+import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +30,7 @@ from pybullet_utils.bullet_client import BulletClient
 from partrm_gym.assets.partnet import load_partnet_folder, validate_urdf
 from partrm_gym.assets.procedural import Part, ProceduralObject, generate
 from partrm_gym.cameras import Camera
+from partrm_gym.errors import UserError
 
 NEAR, FAR = 0.05, 10.0  # clip planes of the simulator camera, metres
 NORMALISED_RADIUS = 0.5
@@ -47,26 +53,106 @@ MOTOR_MAX_VELOCITY = 2.0  # m/s or rad/s
 SUPERSAMPLE = 3
 
 
+_log = logging.getLogger(__name__)
+# PyBullet prefixes each message with a "b3Warning[file,line]:" (or b3Error, b3Printf) header line.
+_B3_HEADER = re.compile(r"b3(Warning|Error|Printf)\[[^\]]*\]:[ \t]*\r?\n")
+_MAX_REPORTED_CHARS = 600
+
+
+@dataclass
+class NativeOutput:
+    """What C code printed on file descriptors 1 and 2 during :func:`captured_native_output`."""
+
+    text: str = ""
+
+    def messages(self) -> list[tuple[str, str]]:
+        """(kind, message) pairs: kind "Warning", "Error" or "Printf" for PyBullet's messages, "" for other lines."""
+        out: list[tuple[str, str]] = []
+        pos, kind = 0, ""
+        for m in _B3_HEADER.finditer(self.text):
+            out.extend((kind, line.strip()) for line in self.text[pos:m.start()].splitlines() if line.strip())
+            kind, pos = m.group(1), m.end()
+        out.extend((kind, line.strip()) for line in self.text[pos:].splitlines() if line.strip())
+        return out
+
+    def errors(self) -> list[str]:
+        """The messages that matter to a user: PyBullet's b3Error ones and any line mentioning an error."""
+        return [msg for kind, msg in self.messages() if kind == "Error" or "error" in msg.lower()]
+
+    def error_summary(self) -> str:
+        text = " ".join(self.errors())
+        return text if len(text) <= _MAX_REPORTED_CHARS else text[:_MAX_REPORTED_CHARS] + " ..."
+
+
+_CAPTURE_LOCK = threading.RLock()  # re-entrant: a capture inside a capture (same thread) is fine
+_libc: ctypes.CDLL | None | bool = None  # None: not looked up yet; False: unavailable
+
+
+def _flush_c_stdio() -> None:
+    """fflush(NULL): push out what C code left in its stdio buffers, so it lands in the capture file."""
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL(None)
+        except (OSError, TypeError):  # no C library to load (not POSIX)
+            _libc = False
+    if _libc:
+        with contextlib.suppress(Exception):
+            _libc.fflush(None)
+
+
 @contextlib.contextmanager
-def _quiet_c_stdout() -> Iterator[None]:
-    """Silence what PyBullet's C code prints on connect (it writes to fd 1 directly)."""
+def captured_native_output() -> Iterator[NativeOutput]:
+    """Capture what C code (PyBullet) prints on file descriptors 1 and 2, which bypasses ``sys.stdout``.
+
+    A library must not write to the user's stdout (it may be a pipe of JSON or CSV), and PyBullet
+    prints dozens of "No inertial data" warnings per PartNet-Mobility object. Both descriptors are
+    pointed at a temp file for the duration of the block and restored in ``finally``, whatever the
+    block raises; the text is in the yielded object's ``text`` once the block has exited.
+    Python's own streams are flushed first so nothing already written is swallowed. Output of
+    other threads during the block is captured too, so keep the block to the native call; captures
+    in several threads take turns (a lock), as interleaved dup2 calls could leave fd 1 on a temp file.
+    """
+    with _CAPTURE_LOCK:
+        yield from _capture_native_output()
+
+
+def _capture_native_output() -> Iterator[NativeOutput]:
+    out = NativeOutput()
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        with contextlib.suppress(Exception):
+            stream.flush()  # type: ignore[union-attr]
+    saved: dict[int, int] = {}
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):  # a descriptor that is closed (a daemon) is left alone
+            saved[fd] = os.dup(fd)
     try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # captured/replaced stdout: nothing to silence
-        yield
-        return
-    sys.stdout.flush()
-    saved = os.dup(fd)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), fd)
-            yield
+        with tempfile.TemporaryFile() as tmp:
+            try:
+                _flush_c_stdio()
+                for fd in saved:
+                    os.dup2(tmp.fileno(), fd)
+                yield out
+            finally:
+                _flush_c_stdio()
+                for fd, copy in saved.items():
+                    os.dup2(copy, fd)
+                tmp.seek(0)
+                out.text = tmp.read().decode("utf-8", errors="replace")
     finally:
-        os.dup2(saved, fd)
-        os.close(saved)
+        for copy in saved.values():
+            os.close(copy)
 
 
-class SceneError(RuntimeError):
+def _report_native_output(out: NativeOutput, what: Path | str, action: str) -> None:
+    """PyBullet's errors become one warning naming the file; its other chatter goes to the debug log."""
+    if out.errors():
+        warnings.warn(f"{what}: PyBullet reported errors while {action}: {out.error_summary()}", stacklevel=3)
+    if out.text.strip() and _log.isEnabledFor(logging.DEBUG):
+        _log.debug("PyBullet output while %s %s:\n%s", action, what, out.text.rstrip())
+
+
+class SceneError(UserError, RuntimeError):
     """The scene cannot do what was asked (closed, unknown joint, bad values)."""
 
 
@@ -141,8 +227,9 @@ class Scene:
         self.urdf_path = urdf_path
         self.category = category
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
-        with _quiet_c_stdout():
+        with captured_native_output() as out:
             self._client: BulletClient | None = BulletClient(connection_mode=p.DIRECT)
+        _report_native_output(out, urdf_path, "connecting")
         self._base_orn = p.getQuaternionFromEuler((0.0, 0.0, math.radians(base_yaw_deg)))
         self.scale, self.offset = 1.0, np.zeros(3)
         self.body = self._load(1.0, np.zeros(3))
@@ -188,11 +275,18 @@ class Scene:
         return self._client
 
     def _load(self, scale: float, offset: np.ndarray) -> int:
+        client = self.client
         try:
-            return self.client.loadURDF(str(self.urdf_path), basePosition=offset.tolist(),
-                                        baseOrientation=self._base_orn, useFixedBase=True, globalScaling=scale)
+            with captured_native_output() as out:
+                body = client.loadURDF(str(self.urdf_path), basePosition=offset.tolist(),
+                                       baseOrientation=self._base_orn, useFixedBase=True, globalScaling=scale)
         except p.error as e:
-            raise SceneError(f"{self.urdf_path}: PyBullet could not load the URDF ({e})") from e
+            detail = out.error_summary() or str(e)
+            self.close()
+            raise SceneError(f"{self.urdf_path}: PyBullet could not load the URDF ({detail}); "
+                             "check the file with a URDF viewer or fix what PyBullet names") from e
+        _report_native_output(out, self.urdf_path, "loading")
+        return body
 
     def _read_joints(self, semantics: dict[str, str]) -> list[JointInfo]:
         c = self.client

@@ -1,6 +1,10 @@
-"""Shared fixtures: small cameras and one open scene per category (module-scoped for speed)."""
+"""Shared fixtures: small cameras, one open scene per category (module-scoped for speed), and
+the real PartNet-Mobility objects (``partnet_root``, ``partnet_broken_root``)."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,3 +22,48 @@ def category_scene(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _require_folder(candidates: list[tuple[str, Path]], what: str) -> Path:
+    """The first existing folder of ``candidates`` ((how it was found, path)); else skip the test with
+    the places looked in, or fail it where ``CI=true`` (a CI job must not pass by skipping)."""
+    for _, path in candidates:
+        if path.is_dir():
+            return path
+    looked = "; ".join(f"{how}: {path}" for how, path in candidates)
+    message = f"{what} not found (looked in {looked})"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message}; CI=true, so this is a failure, not a skip")
+    pytest.skip(message)
+
+
+def _partnet_candidates() -> list[tuple[str, Path]]:
+    if os.environ.get("PARTRM_PARTNET_ROOT"):
+        return [("$PARTRM_PARTNET_ROOT", Path(os.environ["PARTRM_PARTNET_ROOT"]))]
+    return [("default", REPO_ROOT.parent / "shared" / "partnet_mobility")]
+
+
+@pytest.fixture(scope="session")
+def partnet_root() -> Path:
+    """Folder of the real PartNet-Mobility objects (``<root>/<Category>/<id>/mobility.urdf``).
+
+    ``$PARTRM_PARTNET_ROOT`` if set, else ``../shared/partnet_mobility`` beside the repository.
+    """
+    return _require_folder(_partnet_candidates(), "real PartNet-Mobility objects (set PARTRM_PARTNET_ROOT)")
+
+
+@pytest.fixture(scope="session")
+def partnet_broken_root() -> Path:
+    """Folder of real objects that are broken as distributed (error tests).
+
+    ``$PARTRM_PARTNET_BROKEN_ROOT`` if set, else ``partnet_mobility_broken`` beside the real root.
+    """
+    if os.environ.get("PARTRM_PARTNET_BROKEN_ROOT"):
+        candidates = [("$PARTRM_PARTNET_BROKEN_ROOT", Path(os.environ["PARTRM_PARTNET_BROKEN_ROOT"]))]
+    else:
+        candidates = [(f"beside the real root ({how})", path.parent / "partnet_mobility_broken")
+                      for how, path in _partnet_candidates()]
+    return _require_folder(candidates, "broken PartNet-Mobility objects (set PARTRM_PARTNET_BROKEN_ROOT)")
