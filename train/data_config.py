@@ -8,17 +8,25 @@ config, so every shard, on any machine, agrees on it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
+
+import yaml
 
 from partrm_gym.assets import CATEGORIES, HELD_OUT_CATEGORY, canonical_category
 from partrm_gym.cameras import RigConfig
+from partrm_gym.config import ConfigError, load_config, resolve_config_path
 from partrm_gym.drags import DEFAULT_MAX_DRAGS
+from partrm_gym.errors import UsageError
 from partrm_gym.gt_splatter import SplatterFit
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
 # Seed blocks keep instances of different splits disjoint however many objects a config asks for.
 SPLIT_SEED_BASE = {"train": 0, "val": 1_000_000, "test": 2_000_000}
+# Each config seed owns a block of instance seeds per split, so datasets of different seeds share no instance.
+SEED_BLOCK = 10_000
+MAX_OBJECTS = SEED_BLOCK  # per category and split (and test_objects): the objects of one seed block
 
 
 @dataclass(frozen=True)
@@ -40,16 +48,56 @@ class DataConfig:
     splatter_fit: SplatterFit = field(default_factory=SplatterFit)  # GT splatter fitted to the input views
 
     def __post_init__(self) -> None:
-        for c in (*self.categories, self.test_category):
-            canonical_category(c)
-        if self.test_category in self.categories:
+        def out_of_range(name: str, allowed: str, why: str = "") -> ValueError:
+            return ValueError(f"{name} = {getattr(self, name)!r} is out of range: it must be {allowed}{why}")
+
+        if not self.categories:
+            raise ValueError("categories is empty: list at least one training category, e.g. [laptop]")
+        train = [canonical_category(c) for c in self.categories]
+        test = canonical_category(self.test_category)
+        repeated = sorted({c for c in train if train.count(c) > 1})
+        if repeated:
+            raise ValueError(f"categories names {repeated} more than once (aliases count as their category)")
+        if test in train:
             raise ValueError(f"test_category {self.test_category!r} must not be a training category")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise out_of_range("seed", "an integer ≥ 0")
+        for name in ("train_objects_per_category", "val_objects_per_category", "test_objects"):
+            if not 0 <= getattr(self, name) <= MAX_OBJECTS:
+                raise out_of_range(name, f"between 0 and {MAX_OBJECTS}")
+        if self.num_objects == 0:
+            raise ValueError("train_objects_per_category, val_objects_per_category and test_objects are all 0: "
+                             "the config would generate no objects; set at least one of them ≥ 1")
         if self.states_per_part < 2:
-            raise ValueError("states_per_part must be at least 2 (a pair needs two states)")
+            raise out_of_range("states_per_part", "≥ 2", " (at least 2 states make a pair)")
         for name in ("input_resolution", "splatter_resolution", "view_resolution", "max_drags",
                      "max_parts_per_object"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
+                raise out_of_range(name, "≥ 1")
+
+    @property
+    def num_objects(self) -> int:
+        """How many objects the config plans (all splits)."""
+        return ((self.train_objects_per_category + self.val_objects_per_category) * len(self.categories)
+                + self.test_objects)
+
+
+def load_data_config(path_or_name: str | Path) -> DataConfig:
+    """A :class:`DataConfig` from a YAML file or a shipped name (``data/tiny``). Unlike
+    :func:`partrm_gym.config.load_config`, an empty file is an error, not the defaults."""
+    path = resolve_config_path(path_or_name)
+    try:
+        empty = yaml.safe_load(path.read_text()) is None
+    except yaml.YAMLError:
+        empty = False  # load_config names the YAML error
+    if empty:
+        raise ConfigError(f"config {path} is empty; copy a shipped one, e.g. configs/data/tiny.yaml, and edit it")
+    try:
+        return load_config(DataConfig, path)
+    except ConfigError:
+        raise
+    except ValueError as e:  # out of range in DataConfig.__post_init__
+        raise ConfigError(f"{path}: {e}") from None
 
 
 @dataclass(frozen=True)
@@ -75,7 +123,17 @@ def plan_objects(cfg: DataConfig) -> list[ObjectSpec]:
     return specs
 
 
+def check_shard(shard: int, num_shards: int, num_objects: int) -> None:
+    """UsageError naming the flag unless 0 <= shard < num_shards <= num_objects."""
+    if not 1 <= num_shards <= num_objects:
+        raise UsageError(f"--num-shards {num_shards} is out of range: it must be between 1 and {num_objects} "
+                         "(the number of objects the config plans; a shard with no objects is of no use)")
+    if not 0 <= shard < num_shards:
+        raise UsageError(f"--shard {shard} is out of range: with --num-shards {num_shards} it must be between 0 "
+                         f"and {num_shards - 1}")
+
+
 def shard_objects(specs: list[ObjectSpec], shard: int, num_shards: int) -> list[ObjectSpec]:
-    if num_shards < 1 or not 0 <= shard < num_shards:
-        raise ValueError(f"shard {shard} of {num_shards} is not valid (need 0 <= shard < num_shards)")
+    """Objects ``shard, shard + num_shards, ...`` of the planned list; UsageError for an invalid shard."""
+    check_shard(shard, num_shards, len(specs))
     return specs[shard::num_shards]

@@ -6,11 +6,15 @@ the 4 input views and the 4 GT-splatter views; then every ordered pair of states
 part with drags in each input view. An object is built in a ``.partial-*`` folder and
 renamed into place when complete, so a killed job loses at most the object in progress
 and a re-run of the same command finishes the rest, byte-identical to an uninterrupted run.
+A re-run also regenerates a completed object one of whose files went missing (or was emptied).
+Datagen deletes only what it writes: it refuses an ``--out`` that is neither empty nor a
+dataset of the same config, and an unfinished object folder holding a file it does not name.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import time
 from pathlib import Path
@@ -21,12 +25,12 @@ from tqdm import tqdm
 
 from partrm_gym.assets import generate
 from partrm_gym.cameras import canonical_rig, dataset_rig
-from partrm_gym.config import load_config, to_dict
+from partrm_gym.config import to_dict
 from partrm_gym.drags import drags_between_states, pad_drags
 from partrm_gym.gt_splatter import fit_splatter, splatter_from_frames
 from partrm_gym.io import atomic_write_text
 from partrm_gym.scene import Scene
-from partrm_gym.train.data_config import DataConfig, ObjectSpec, plan_objects, shard_objects
+from partrm_gym.train.data_config import DataConfig, ObjectSpec, load_data_config, plan_objects, shard_objects
 from partrm_gym.train.data_format import (
     CONFIG_FILE,
     FORMAT_VERSION,
@@ -35,29 +39,32 @@ from partrm_gym.train.data_format import (
     OBJECT_FILE,
     OBJECTS_DIR,
     PAIRS_FILE,
+    PARTIAL_PREFIX,
     SHARDS_DIR,
     STATE_ARRAYS,
     STATES_DIR,
     URDF_FILE,
     DatasetError,
+    DatasetShapes,
+    check_object_meta,
+    foreign_entries,
     input_png,
+    object_files,
     read_json,
     shard_file,
+    state_name,
     view_png,
     write_json,
     write_npz,
     write_png,
 )
 
-PARTIAL_PREFIX = ".partial-"
+__all__ = ["PARTIAL_PREFIX", "generate_object", "is_complete", "main", "merge_manifest", "object_dir", "run_shard",
+           "state_name"]
 
 
 def _object_rng(cfg: DataConfig, spec: ObjectSpec) -> np.random.Generator:
     return np.random.default_rng([cfg.seed, spec.seed, sum(map(ord, spec.category))])
-
-
-def state_name(part: int, index: int) -> str:
-    return f"p{part}_s{index}"
 
 
 def generate_object(cfg: DataConfig, spec: ObjectSpec, folder: Path) -> dict:
@@ -126,11 +133,31 @@ def generate_object(cfg: DataConfig, spec: ObjectSpec, folder: Path) -> dict:
     return meta
 
 
+def _check_out_folder(out: Path) -> None:
+    """Refuse an --out that exists and is neither empty nor a dataset (one with a config.yaml)."""
+    if not out.exists():
+        if out.is_symlink():
+            raise DatasetError(f"--out {out} is a broken link; give a new or empty folder")
+        return
+    if not out.is_dir():
+        raise DatasetError(f"--out {out} is not a folder; give a new or empty folder")
+    if (out / CONFIG_FILE).exists():
+        return  # a dataset: _check_or_write_config compares its config
+    # a run killed before writing config.yaml can have left only the temp file of its atomic write
+    config_temp = re.compile(rf"\.{re.escape(CONFIG_FILE)}\.[A-Za-z0-9_]+\.tmp")
+    entries = sorted(p for p in out.iterdir() if not config_temp.fullmatch(p.name))
+    if entries:
+        more = f" (and {len(entries) - 1} more)" if len(entries) > 1 else ""
+        raise DatasetError(f"--out {out} is not empty and is not a dataset folder (no {CONFIG_FILE}): it holds "
+                           f"{entries[0]}{more}. Datagen writes only into a new or empty folder, or resumes a "
+                           "dataset it wrote; give another --out folder (nothing was written)")
+
+
 def _check_or_write_config(out: Path, cfg: DataConfig) -> None:
     text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
     path = out / CONFIG_FILE
     if path.exists():
-        if path.read_text() != text:
+        if not path.is_file() or path.read_text() != text:
             raise DatasetError(f"{path} holds a different config than the one given; use another --out folder "
                                "or the same config to resume")
     else:
@@ -141,26 +168,70 @@ def object_dir(out: Path, spec: ObjectSpec) -> Path:
     return out / OBJECTS_DIR / spec.object_id
 
 
-def is_complete(out: Path, spec: ObjectSpec) -> bool:
-    return (object_dir(out, spec) / OBJECT_FILE).is_file()
+def _present(folder: Path, files: list[str]) -> bool:
+    """Every file exists and is non-empty (a cheap check: nothing is decoded)."""
+    for rel in files:
+        try:
+            if (folder / rel).stat().st_size == 0:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def is_complete(out: Path, spec: ObjectSpec, cfg: DataConfig | None = None) -> bool:
+    """Whether the object's folder holds a readable object.json and (given ``cfg``) every file it
+    implies, non-empty. An object of another format version is an error, never regenerated."""
+    folder = object_dir(out, spec)
+    path = folder / OBJECT_FILE
+    if not path.is_file():
+        return False
+    try:
+        meta = read_json(path)
+        names = check_object_meta(path, meta)
+    except DatasetError:
+        return False
+    if meta["format_version"] != FORMAT_VERSION:
+        raise DatasetError(f"{path}: dataset format version {meta['format_version']}, this package writes version "
+                           f"{FORMAT_VERSION}; generate the dataset again into a new --out folder")
+    return cfg is None or _present(folder, object_files(names, DatasetShapes.of(cfg).num_views))
+
+
+def _remove_unfinished(folder: Path, aside: Path) -> None:
+    """Delete an unfinished object folder, but only if datagen wrote everything in it (see
+    :func:`~partrm_gym.train.data_format.is_generated_path`); it is first renamed to ``aside``."""
+    foreign = foreign_entries(folder)
+    if foreign:
+        where = "" if foreign[0] == folder else f", inside the unfinished object folder {folder},"
+        raise DatasetError(f"{foreign[0]}{where} is not something datagen writes, and datagen has to regenerate "
+                           f"this object; move it out of the dataset folder and re-run the same command "
+                           "(nothing was deleted)")
+    if folder != aside:
+        folder.rename(aside)
+    shutil.rmtree(aside)
 
 
 def run_shard(cfg: DataConfig, out: Path, shard: int = 0, num_shards: int = 1, progress: bool = True) -> dict:
-    """Generate (or finish) one shard; returns the shard summary it writes."""
+    """Generate (or finish, or repair) one shard; returns the shard summary it writes, plus ``"run"``:
+    ``{"generated", "already_present", "repaired"}`` object counts of this call (not written to disk, so
+    the summary file of a resumed run is byte-identical to an uninterrupted one). ``repaired`` counts the
+    generated objects that replaced a complete-looking folder with missing or empty files."""
+    specs = shard_objects(plan_objects(cfg), shard, num_shards)  # UsageError before anything is written
+    _check_out_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     _check_or_write_config(out, cfg)
-    specs = shard_objects(plan_objects(cfg), shard, num_shards)
-    todo = [s for s in specs if not is_complete(out, s)]
-    t0, states = time.perf_counter(), 0
+    todo = [s for s in specs if not is_complete(out, s, cfg)]
+    t0, states, repaired = time.perf_counter(), 0, 0
     bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc=f"datagen shard {shard}/{num_shards}",
                unit="obj", disable=not progress)
     for spec in todo:
         final = object_dir(out, spec)
         partial = final.with_name(PARTIAL_PREFIX + spec.object_id)
-        if partial.exists():  # left by a killed run: start this object again
-            shutil.rmtree(partial)
-        if final.exists():  # a folder without object.json cannot come from a rename; treat as partial
-            shutil.rmtree(final)
+        if partial.exists() or partial.is_symlink():  # left by a killed run: start this object again
+            _remove_unfinished(partial, partial)
+        if final.exists() or final.is_symlink():  # without object.json (cannot come from a rename) or incomplete
+            repaired += (final / OBJECT_FILE).is_file()
+            _remove_unfinished(final, partial)
         partial.mkdir(parents=True)
         meta = generate_object(cfg, spec, partial)
         partial.rename(final)
@@ -170,7 +241,8 @@ def run_shard(cfg: DataConfig, out: Path, shard: int = 0, num_shards: int = 1, p
     bar.close()
     summary = _shard_summary(out, specs, shard, num_shards)
     write_json(out / SHARDS_DIR / shard_file(shard, num_shards), summary)
-    return summary
+    return {**summary, "run": {"generated": len(todo), "already_present": len(specs) - len(todo),
+                               "repaired": repaired}}
 
 
 def _shard_summary(out: Path, specs: list[ObjectSpec], shard: int, num_shards: int) -> dict:
@@ -208,14 +280,17 @@ def merge_manifest(out: Path) -> dict:
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = load_config(DataConfig, args.config)
+    cfg = load_data_config(args.config)
     out = Path(args.out)
     t0 = time.perf_counter()
     summary = run_shard(cfg, out, args.shard, args.num_shards, progress=not args.quiet)
     manifest = merge_manifest(out)
     dt = time.perf_counter() - t0
+    run = summary["run"]
     n_states = sum(o["num_states"] for o in summary["objects"])
-    print(f"shard {args.shard}/{args.num_shards}: {len(summary['objects'])} objects, {n_states} states in {dt:.1f} s")
+    repaired = f" ({run['repaired']} repaired)" if run["repaired"] else ""
+    print(f"shard {args.shard}/{args.num_shards}: {run['generated']} generated{repaired}, {run['already_present']} "
+          f"already present ({len(summary['objects'])} objects, {n_states} states) in {dt:.1f} s")
     if manifest["missing_shards"]:
         print(f"manifest: waiting for shards {manifest['missing_shards']}")
     print(f"wrote {out / MANIFEST_FILE}: " + ", ".join(f"{k} {v['objects']} objects / {v['pairs']} pairs"

@@ -18,7 +18,6 @@ from torch.utils.data import Dataset
 
 from partrm_gym.cameras import canonical_rig, dataset_rig, plucker_rays, stack_cameras
 from partrm_gym.config import from_dict
-from partrm_gym.gaussians import SPLATTER_CHANNELS
 from partrm_gym.train.data_config import SPLITS, DataConfig
 from partrm_gym.train.data_format import (
     FORMAT_VERSION,
@@ -32,6 +31,10 @@ from partrm_gym.train.data_format import (
     STATE_ARRAYS,
     STATES_DIR,
     DatasetError,
+    DatasetShapes,
+    check_arrays,
+    check_object_meta,
+    check_pairs,
     input_png,
     read_json,
     read_npz,
@@ -80,7 +83,8 @@ class PartDragDataset(Dataset):
             raise DatasetError(f"{self.root}: shards {manifest['missing_shards']} have not been generated yet")
         cfg = self.config
         self.input_cameras = canonical_rig(cfg.input_resolution, cfg.rig)
-        self.splatter_shape = (NUM_INPUT_VIEWS, SPLATTER_CHANNELS, cfg.splatter_resolution, cfg.splatter_resolution)
+        self.shapes = DatasetShapes.of(cfg)  # what every file must hold; checked as it is read
+        self.splatter_shape = self.shapes.splatter
         self.view_cameras = dataset_rig(cfg.view_resolution, cfg.rig)
         self.plucker = torch.stack([plucker_rays(c) for c in self.input_cameras])
         self.viewmats, self.Ks = stack_cameras(self.view_cameras)
@@ -89,10 +93,12 @@ class PartDragDataset(Dataset):
         self.items: list[PairIndex] = []
         self._pairs: dict[str, dict[str, np.ndarray]] = {}
         for oid in sorted(self.objects):
-            meta = read_json(self.root / OBJECTS_DIR / oid / OBJECT_FILE)
-            pairs = read_npz(self.root / OBJECTS_DIR / oid / PAIRS_FILE, PAIR_ARRAY_KEYS)
+            meta_path, pairs_path = (self.root / OBJECTS_DIR / oid / f for f in (OBJECT_FILE, PAIRS_FILE))
+            meta = read_json(meta_path)
+            names = check_object_meta(meta_path, meta)
+            pairs = read_npz(pairs_path, PAIR_ARRAY_KEYS)
+            check_pairs(pairs_path, pairs, self.shapes, len(names), meta["num_pairs"])
             self._pairs[oid] = pairs
-            names = [s["name"] for s in meta["states"]]
             self.items += [PairIndex(oid, k, names[s], names[d])
                            for k, (s, d) in enumerate(zip(pairs["src"].tolist(), pairs["dst"].tolist()))]
         self._cache: OrderedDict[tuple[str, str], dict[str, torch.Tensor]] = OrderedDict()
@@ -112,12 +118,11 @@ class PartDragDataset(Dataset):
             return self._cache[key]
         sdir = self.root / OBJECTS_DIR / object_id / STATES_DIR / name
         arrays = read_npz(sdir / STATE_ARRAYS, STATE_ARRAY_KEYS)
-        inputs = np.stack([read_png(sdir / input_png(v)) for v in range(NUM_INPUT_VIEWS)])
-        views = np.stack([read_png(sdir / view_png(v)) for v in range(len(self.view_cameras))])
-        if arrays["splatter"].shape != self.splatter_shape:
-            raise DatasetError(f"{sdir / STATE_ARRAYS}: splatter has shape {arrays['splatter'].shape}, expected "
-                               f"{self.splatter_shape}; delete its object folder and re-run the same "
-                               "`partrm-gym datagen` command")
+        check_arrays(sdir / STATE_ARRAYS, arrays, self.shapes.state_arrays())
+        inputs = np.stack([read_png(sdir / input_png(v), self.shapes.input_resolution)
+                           for v in range(NUM_INPUT_VIEWS)])
+        views = np.stack([read_png(sdir / view_png(v), self.shapes.view_resolution)
+                          for v in range(self.shapes.num_views)])
         out = {
             "input_rgb": torch.from_numpy(inputs).permute(0, 3, 1, 2).float() / 255.0,
             "splatter": torch.from_numpy(arrays["splatter"]),
