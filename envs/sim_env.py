@@ -83,8 +83,11 @@ class PartRMSimEnv(ArticulatedTaskEnv):
         assert self.scene is not None and self.task is not None
         q = self.scene.get_joint_states()
         k = self.task.joint
-        err = abs(q[k] - self.task.goal[k]) / self.scene.joints[k].range
+        joint = self.scene.joints[k]
+        err = abs(q[k] - self.task.goal[k]) / joint.range
         return {"joint_state": q, "goal_joint_state": self.task.goal.copy(), "joint": k,
+                "joint_value": float(q[k]), "joint_fraction": float((q[k] - joint.lower) / joint.range),
+                "goal_fraction": float((self.task.goal[k] - joint.lower) / joint.range),
                 "joint_error": float(err), "is_success": bool(err <= self.cfg.joint_success_tolerance),
                 "image_distance": self._distance, "missed": missed, "category": self.task.category,
                 "object_seed": self.task.seed}

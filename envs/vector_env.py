@@ -72,7 +72,7 @@ class PartRMVectorEnv(gym.vector.VectorEnv):
             if self._needs_reset[i]:
                 o, info = env.reset()
             else:
-                o, rewards[i], terms[i], truncs[i], info = env.finish_step(missed=i not in requests)
+                o, rewards[i], terms[i], truncs[i], info = env.finish_step()
             obs.append(o)
             infos.append(info)
         done = terms | truncs

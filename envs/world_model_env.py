@@ -1,15 +1,27 @@
 """``PartRM-*-v0``: an articulated-object environment whose transition function is PartRM.
 
-``reset`` uses the simulator once: it draws the object and the initial and goal states,
-renders the canonical input views of both, and reconstructs each as Gaussians with the
-model (no drags). From then on nothing reads the simulator: a step renders the imagined
-Gaussians into the observation camera, segments the grasped part there, propagates and
-transfers the drag into the 4 canonical views (using rendered depth), re-renders those
-views from the Gaussians, and lets the model predict the next Gaussians.
+``reset`` is the only simulator access of an episode. It draws the object and the initial and
+goal states and takes from the simulator what cameras give — the 4 canonical input views of
+both states — and, to state the task in the twin's terms, the task joint's limits and its initial
+and goal values. Everything else is predicted.
 
-Observations (``image``, ``goal``) are renders of the imagined current and goal states in
-the observation camera, so the reward (shared with the twin) compares like with like.
-A drag that starts off the imagined object moves nothing (``info["missed"]``).
+Two transitions (``transition=``):
+
+* ``"articulated"`` (default): at reset the model reconstructs the Gaussians once, labels each with
+  its part and predicts each part's joint (:mod:`partrm_gym.articulation`). The task part is the
+  predicted part that, moved from the initial to the goal joint value, best reproduces the goal
+  reconstruction. A step lifts the drag start from the imagined depth, finds the part under it and
+  solves the joint value whose motion carries that point closest to the drag end (the twin's rule on
+  the true geometry), clamped to the limits; that part's Gaussians move rigidly, nothing else
+  changes. No network call per step, and appearance cannot drift. Surfaces hidden at reset (the
+  inside of a closed drawer) are not in the state: they stay empty when they come into view.
+* ``"regenerate"`` (PartRM as published): every step segments the grasped part in the imagined
+  observation, propagates the drag into the 4 canonical views and predicts all Gaussians anew
+  from renders of the previous prediction. It drifts over several steps (docs/experiment.md).
+
+Observations (``image``, ``goal``) are renders of the imagined current and goal states in the
+observation camera, so the reward (shared with the twin) compares like with like. A drag that
+grasps no movable part moves nothing (``info["missed"]``, as in the twin).
 """
 
 from __future__ import annotations
@@ -20,7 +32,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from partrm_gym.articulation import STATIC, ArticulatedState
+from partrm_gym.articulation import solve_joint_value as solve_imagined_joint
 from partrm_gym.cameras import stack_cameras
+from partrm_gym.drags import to_pixels
 from partrm_gym.envs.base import ArticulatedTaskEnv
 from partrm_gym.envs.task import decode_action, image_distance, reward_and_success, sample_task
 from partrm_gym.errors import UsageError
@@ -32,6 +47,7 @@ from partrm_gym.rendering import rasterize
 from partrm_gym.scene import SIM_BACKGROUND
 
 EMPTY_ALPHA = 0.5  # a pixel whose rendered alpha is below this shows no surface
+TRANSITIONS = ("articulated", "regenerate")
 
 
 def render_gaussians(gaussians: Gaussians, cameras: list, background: tuple[float, float, float] = SIM_BACKGROUND
@@ -51,69 +67,97 @@ def render_gaussians(gaussians: Gaussians, cameras: list, background: tuple[floa
 class PartRMEnv(ArticulatedTaskEnv):
     def __init__(self, model_path: str | Path | None = None, device: str = "cpu", segmenter: str = "classical",
                  sam_checkpoint: str | None = None, render_mode: str | None = "rgb_array",
-                 world_model: WorldModel | None = None, **task_kwargs: Any) -> None:
+                 world_model: WorldModel | None = None, transition: str = "articulated", **task_kwargs: Any) -> None:
         super().__init__(render_mode, task_kwargs)
         if segmenter not in ("classical", "sam"):
             raise UsageError(f"segmenter must be 'classical' or 'sam' (no simulator after reset), got {segmenter!r}")
+        if transition not in TRANSITIONS:
+            raise UsageError(f"transition={transition!r} is not valid; choose one of {list(TRANSITIONS)}")
+        self.transition = transition
         self.model = world_model or WorldModel.from_pretrained(model_path, device=device)
+        if transition == "articulated" and not self.model.has_articulation:
+            raise UsageError("transition='articulated' needs a world model with an articulation head (its "
+                             "config.yaml has articulation_head: true); give one with model_path= or use "
+                             "transition='regenerate'")
         self.segmenter: Segmenter = (SamSegmenter(sam_checkpoint, device=device) if segmenter == "sam"
                                      else ClassicalSegmenter())
         self.gaussians: Gaussians | None = None
+        self.state: ArticulatedState | None = None  # the articulated transition's imagined state
+        self.task_part: int | None = None  # the state's part that is the task joint (None: none was found)
+        self._missed = False
 
     # -- gymnasium API ------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         self._start_reset(seed)
         task, scene = sample_task(self.cfg, self.np_random)
-        with scene:  # the only simulator access of the episode
+        with scene:  # the only simulator access of the episode: camera views, and the task joint's terms
             scene.set_joint_states(task.goal)
             goal_views = np.stack([f.rgb for f in scene.render_views(self.model.input_cameras)])
             scene.set_joint_states(task.initial)
             init_views = np.stack([f.rgb for f in scene.render_views(self.model.input_cameras)])
             sim_image = scene.render(self.camera).rgb
-        recon = self.model.predict(np.stack([init_views, goal_views]))
-        self.gaussians, goal = recon[0:1], recon[1:2]
-        self._goal_image = render_gaussians(goal, [self.camera])[0][0]
-        self._views = init_views[None]  # the first step uses the simulator's input views
+            joint = scene.joints[task.joint]
+            self._limits = (float(joint.lower), float(joint.upper))
+        self._start_value, self._goal_value = float(task.initial[task.joint]), float(task.goal[task.joint])
+        if self.transition == "articulated":
+            init_state, goal_state = self.model.predict_articulated(np.stack([init_views, goal_views]))
+            self._goal_image = render_gaussians(goal_state.base, [self.camera])[0][0]
+            self.state = init_state
+            self.task_part = self._find_task_part()
+            self.gaussians = self.state.gaussians()
+        else:
+            recon = self.model.predict(np.stack([init_views, goal_views]))
+            self.gaussians, goal = recon[0:1], recon[1:2]
+            self._goal_image = render_gaussians(goal, [self.camera])[0][0]
+            self._views = init_views[None]  # the first step uses the simulator's input views
         self._render_current()
         self.task = task
         self._initial_distance = self._distance = image_distance(self._image, self._goal_image)
         self._steps = 0
         return self._obs(), {"category": task.category, "object_seed": task.seed, "joint": task.joint,
-                             "sim_image": sim_image, "image_distance": self._distance, "missed": False}
+                             "sim_image": sim_image, "image_distance": self._distance, "missed": False,
+                             **self._joint_info()}
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
         request = self.prepare_step(action)
         if request is not None:
             self.gaussians = self.model.predict(*request)
-        return self.finish_step(missed=request is None)
+        return self.finish_step()
 
     # The two halves of a step, so a vector env can batch the model call between them.
     def prepare_step(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """(views (1, 4, H, W, 3), drags (1, 4, D, 4), mask (1, 4, D)) for the model, or None if the drag misses."""
+        """The regenerate transition's model inputs (views (1, 4, H, W, 3), drags (1, 4, D, 4), mask (1, 4, D)),
+        or None when no network call is needed (a miss, or the articulated transition, which moves its part here)."""
         if self.gaussians is None:
             raise self._lifecycle_error()
-        drags, mask = self._model_drags(decode_action(action))
-        if not mask.any():
+        drag = decode_action(action)
+        if self.transition == "articulated":
+            self._missed = not self._move_grasped_part(drag)
+            return None
+        drags, mask = self._model_drags(drag)
+        self._missed = not mask.any()
+        if self._missed:
             return None
         views, self._views = self._views, None
         return views, drags[None], mask[None]
 
-    def finish_step(self, missed: bool) -> tuple[dict, float, bool, bool, dict]:
+    def finish_step(self) -> tuple[dict, float, bool, bool, dict]:
         """Render the new imagined state (unchanged after a miss) and score it."""
-        if not missed:
+        if not self._missed:
             self._render_current()
         previous, self._distance = self._distance, image_distance(self._image, self._goal_image)
         reward, success = reward_and_success(self.cfg, self._distance, previous, self._initial_distance)
         self._steps += 1
         truncated = self._steps >= self.cfg.max_steps and not success
-        info = {"image_distance": self._distance, "missed": missed, "is_success": success}
+        info = {"image_distance": self._distance, "missed": self._missed, "is_success": success,
+                "joint": self.task.joint, **self._joint_info()}
         return self._obs(), float(reward), bool(success), truncated, info
 
     def render(self) -> np.ndarray | None:
         return self._image.copy() if self.render_mode == "rgb_array" and self.gaussians is not None else None
 
     def close(self) -> None:
-        self.gaussians, self._closed = None, True
+        self.gaussians, self.state, self._closed = None, None, True
 
     # -- imagined state -------------------------------------------------------------------------------------
     def render_camera(self, cameras: list) -> tuple[np.ndarray, np.ndarray]:
@@ -122,6 +166,14 @@ class PartRMEnv(ArticulatedTaskEnv):
             raise RuntimeError("no imagined state: call reset() first")
         return render_gaussians(self.gaussians, cameras)
 
+    def part_labels(self, cameras: list | None = None) -> np.ndarray:
+        """The imagined part segmentation (C, H, W) int: -2 no surface, -1 static body, k part k of
+        ``self.state.joints`` (the task part is ``self.task_part``), rendered from ``cameras``
+        (default: the observation camera). Articulated transition only."""
+        if self.state is None or self.gaussians is None:
+            raise RuntimeError("part labels exist in the articulated transition after reset()")
+        return render_part_labels(self.gaussians, self.state.labels, cameras or [self.camera])
+
     def export_ply(self, path: str | Path) -> Path:
         if self.gaussians is None:
             raise RuntimeError("no imagined state: call reset() first")
@@ -129,8 +181,62 @@ class PartRMEnv(ArticulatedTaskEnv):
         return Path(path)
 
     def _render_current(self) -> None:
+        if self.state is not None:
+            self.gaussians = self.state.gaussians()
         rgb, depth = render_gaussians(self.gaussians, [self.camera])
         self._image, self._depth = rgb[0], depth[0]
+
+    def _joint_info(self) -> dict[str, float]:
+        """The task joint as imagined: ``joint_value``, ``joint_fraction``, ``goal_fraction`` (articulated
+        transition only: the regenerate transition has no joint in its state, so the keys are absent)."""
+        if self.transition != "articulated":
+            return {}
+        lower, upper = self._limits
+        value = self.state.joints[self.task_part].value if self.task_part is not None else self._start_value
+        return {"joint_value": float(value), "joint_fraction": float((value - lower) / (upper - lower)),
+                "goal_fraction": float((self._goal_value - lower) / (upper - lower))}
+
+    def _find_task_part(self) -> int | None:
+        """The predicted part (and its axis sign) whose motion from the initial to the goal value best
+        reproduces the goal reconstruction in the observation camera; it takes the task joint's limits."""
+        state, goal = self.state, self._goal_image.astype(np.float32)
+        best, best_err = None, np.inf
+        delta = self._goal_value - self._start_value
+        for k, joint in enumerate(state.joints):
+            for sign in (1.0, -1.0):
+                trial = state.copy()
+                trial.joints[k].axis = joint.axis * sign
+                trial.joints[k].lower, trial.joints[k].upper = -np.inf, np.inf
+                trial.joints[k].value = delta
+                image = render_gaussians(trial.gaussians(), [self.camera])[0][0].astype(np.float32)
+                err = float(np.abs(image - goal).mean())
+                if err < best_err:
+                    best, best_err = (k, sign), err
+        if best is None:
+            return None
+        k, sign = best
+        joint = state.joints[k]
+        joint.axis = joint.axis * sign
+        joint.lower, joint.upper = self._limits
+        joint.start = joint.value = self._start_value
+        return k
+
+    def _move_grasped_part(self, drag: np.ndarray) -> bool:
+        """Articulated step: the part under the drag start follows the drag end. False (a miss, as in the twin)
+        when the drag starts off the object or on its static body."""
+        uv = to_pixels(drag[:2], self.camera)
+        row = int(min(max(uv[1], 0), self.camera.height - 1))
+        col = int(min(max(uv[0], 0), self.camera.width - 1))
+        z = self._depth[row, col]
+        if not np.isfinite(z):
+            return False
+        point = self.camera.backproject(uv, np.asarray(z))
+        part = self.state.part_at_pixel(self.camera, uv, float(z))
+        if part is None or part == STATIC:
+            return False
+        target = to_pixels(drag[2:], self.camera)
+        self.state.set_value(part, solve_imagined_joint(self.state.joints[part], point, target, self.camera))
+        return True
 
     def _model_drags(self, drag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Segment in the imagined observation, propagate, transfer to the 4 views; re-render those views."""
@@ -144,3 +250,21 @@ class PartRMEnv(ArticulatedTaskEnv):
 
     def _obs(self) -> dict[str, np.ndarray]:
         return {"image": self._image.copy(), "goal": self._goal_image.copy()}
+
+
+def render_part_labels(gaussians: Gaussians, labels: torch.Tensor, cameras: list) -> np.ndarray:
+    """Render per-Gaussian part labels (N,) as a segmentation (C, H, W): the label whose colour dominates each
+    pixel; -2 where nothing is drawn. Each label is rendered as a one-hot colour channel group."""
+    ids = sorted(set(labels.tolist()))
+    out = []
+    for lab in ids:
+        colors = (labels == lab).to(gaussians.colors.dtype)[None, :, None].expand(1, -1, 3)
+        g = Gaussians(gaussians.means, gaussians.opacities, gaussians.scales, gaussians.quats, colors)
+        viewmats, Ks = stack_cameras(cameras, device=gaussians.means.device)
+        r = rasterize(g, viewmats, Ks, cameras[0].width, cameras[0].height,
+                      background=torch.zeros(3, device=gaussians.means.device))
+        out.append(r.rgb[0, ..., 0].cpu().numpy())
+        alpha = r.alpha[0, ..., 0].cpu().numpy()
+    weights = np.stack(out)  # (L, C, H, W)
+    seg = np.asarray(ids)[weights.argmax(0)]
+    return np.where(alpha > EMPTY_ALPHA, seg, -2)

@@ -38,6 +38,11 @@ class ModelConfig:
     # smaller ones are nearly transparent under antialiased rendering, so nothing would be seen to train on.
     scale_unit: float | None = None
     min_scale: float = 1e-4
+    # Articulation head (partrm_gym.articulation): per splatter pixel, is it on a movable part, that part's
+    # joint type, axis, a point on its axis and the part's centre; predicted once per episode at reset.
+    articulation_head: bool = False
+    max_pivot_offset: float = 1.0  # world units; the object fits a sphere of radius 0.5
+    max_centre_offset: float = 0.5
 
     def __post_init__(self) -> None:
         n = len(self.down_channels)

@@ -22,6 +22,22 @@ from partrm_gym.model.unet import AsymmetricUNet
 
 IN_CHANNELS = 9  # RGB + Plücker (6)
 RAW_CHANNELS = 1 + 3 + 1 + 3 + 4 + 3  # depth, offset, opacity, scale, rotation, RGB
+# Articulation channels (activated): movable probability, revolute probability, axis (3, unit),
+# pivot offset (3: from the Gaussian to the nearest point of its joint axis), centre offset (3: to its part's centre)
+ARTICULATION_CHANNELS = 1 + 1 + 3 + 3 + 3
+MOVABLE, REVOLUTE, AXIS, PIVOT, CENTRE = slice(0, 1), slice(1, 2), slice(2, 5), slice(5, 8), slice(8, 11)
+
+
+class ArticulationHead(nn.Module):
+    """Per splatter pixel: which kind of part it shows and that part's joint (see ARTICULATION_CHANNELS)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.GroupNorm(8, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
+                                 nn.SiLU(), nn.Conv2d(channels, ARTICULATION_CHANNELS, 3, padding=1))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features)
 
 
 class PartRM(nn.Module):
@@ -30,6 +46,7 @@ class PartRM(nn.Module):
         self.cfg = cfg
         self.unet = AsymmetricUNet(cfg, IN_CHANNELS, RAW_CHANNELS)
         self.drag_embedding = MultiScaleDragEmbedding(cfg)
+        self.articulation = ArticulationHead(cfg.up_channels[-1]) if cfg.articulation_head else None
         cams = canonical_rig(cfg.output_size, RigConfig(radius=cfg.rig_radius))
         origins, dirs = zip(*(c.rays() for c in cams))
         self.register_buffer("ray_o", torch.from_numpy(np.stack(origins)).float().permute(0, 3, 1, 2),
@@ -50,6 +67,24 @@ class PartRM(nn.Module):
             modulate = self.drag_embedding.modulator(drags, mask)
         raw = self.unet(x, modulate).unflatten(0, (B, V))
         return self.activate(raw)
+
+    def forward_articulated(self, images: torch.Tensor, plucker: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reconstruct the current state (no drags) and its articulation from one UNet pass:
+        splatter images (B, V, 14, h, w) and articulation maps (B, V, 11, h, w), activated."""
+        if self.articulation is None:
+            raise RuntimeError("this model has no articulation head (ModelConfig.articulation_head is false)")
+        B = images.shape[0]
+        x = torch.cat([images * 2 - 1, plucker], dim=2).flatten(0, 1)
+        features = self.unet.features(x)
+        splatter = self.activate(self.unet.head(features).unflatten(0, (B, -1)))
+        return splatter, self.activate_articulation(self.articulation(features).unflatten(0, (B, -1)))
+
+    def activate_articulation(self, raw: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        return torch.cat([torch.sigmoid(raw[:, :, MOVABLE]), torch.sigmoid(raw[:, :, REVOLUTE]),
+                          F.normalize(raw[:, :, AXIS], dim=2, eps=1e-6),
+                          cfg.max_pivot_offset * torch.tanh(raw[:, :, PIVOT]),
+                          cfg.max_centre_offset * torch.tanh(raw[:, :, CENTRE])], dim=2)
 
     def activate(self, raw: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg

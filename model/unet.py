@@ -95,6 +95,15 @@ class AsymmetricUNet(nn.Module):
 
     def forward(self, x: torch.Tensor,
                 modulate: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        return self.head(self.features(x, modulate))
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """The output layer: features of the last up level -> raw output channels."""
+        return self.conv_out(F.silu(self.norm_out(features)))
+
+    def features(self, x: torch.Tensor,
+                 modulate: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """The last up level's features (B·V, up_channels[-1], h, w), shared by every output head."""
         h = self.conv_in(x)
         skips = []
         for i, (level, down) in enumerate(zip(self.down, self.downsample)):
@@ -108,4 +117,4 @@ class AsymmetricUNet(nn.Module):
             h = level(torch.cat([h, skips[-1 - i]], dim=1))
             if not isinstance(up, nn.Identity):
                 h = up(F.interpolate(h, scale_factor=2.0, mode="nearest"))
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return h

@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from partrm_gym.articulation import ArticulatedState, GroupingConfig, state_from_prediction
 from partrm_gym.cameras import Camera, RigConfig, canonical_rig, plucker_rays
+from partrm_gym.errors import UserError
 from partrm_gym.gaussians import Gaussians
 from partrm_gym.model.checkpoint import load_checkpoint
 
@@ -79,6 +81,24 @@ class WorldModel:
             if not torch.isfinite(d).all() or (d < 0).any() or (d > 1).any():
                 raise ValueError("drags must be finite and normalised to [0, 1]")
         return self.network(v, self.plucker.expand(B, -1, -1, -1, -1), d, m).float()
+
+    @property
+    def has_articulation(self) -> bool:
+        return getattr(self.network, "articulation", None) is not None
+
+    @torch.inference_mode()
+    def predict_articulated(self, views: torch.Tensor | np.ndarray, grouping: GroupingConfig | None = None
+                            ) -> list[ArticulatedState]:
+        """One articulated imagined state per scene of ``views`` (B, 4, H, W, 3): the reconstruction, a part
+        label per Gaussian and a joint per part (:func:`partrm_gym.articulation.state_from_prediction`)."""
+        if not self.has_articulation:
+            raise UserError("this world model has no articulation head (its config.yaml lacks "
+                            "articulation_head: true); use transition='regenerate' or a model trained with the "
+                            "articulation stage (configs/train/tiny_stage3.yaml)")
+        v = self._views(views)
+        splatter, art = self.network.forward_articulated(v, self.plucker.expand(v.shape[0], -1, -1, -1, -1))
+        return [state_from_prediction(splatter[b:b + 1].float(), art[b:b + 1].float(), grouping or GroupingConfig())
+                for b in range(v.shape[0])]
 
     def predict(self, views: torch.Tensor | np.ndarray, drags: torch.Tensor | np.ndarray | None = None,
                 drag_mask: torch.Tensor | np.ndarray | None = None) -> Gaussians:

@@ -172,6 +172,10 @@ def _bench(args: argparse.Namespace) -> int:
         from partrm_gym.bench.envs import bench_envs
 
         bench_envs(args)
+    elif args.what == "rollout":
+        from partrm_gym.bench.rollout import bench_rollout
+
+        bench_rollout(args)
     elif args.what == "gt-splatter":
         from partrm_gym.bench.gt_splatter import bench_gt_splatter
 
@@ -285,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_policy, out_kind="folder")
 
     p = sub.add_parser("bench", help="measure speed on this machine and print a Markdown table")
-    p.add_argument("what", choices=["all", "render", "sim", "gt-splatter", "envs", "pipeline"])
+    p.add_argument("what", choices=["all", "render", "sim", "gt-splatter", "envs", "pipeline", "rollout"])
     p.add_argument("--model", default=None, help="envs: checkpoint folder (default: the bundled model)")
     p.add_argument("--out", default=None, help="also write the table to this Markdown file")
     p.add_argument("--repeats", type=positive_int, default=10)
@@ -297,6 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fit-steps", type=non_negative_int, default=None,
                    help="gt-splatter: Adam steps fitting the splatter to the canonical views (default: the dataset's)")
     p.add_argument("--train-steps", type=positive_int, default=30, help="pipeline: training steps timed per stage")
+    p.add_argument("--episodes", type=positive_int, default=40, help="rollout: episodes (test split, seed 100000 + i)")
+    p.add_argument("--steps", type=positive_int, default=8, help="rollout: drags per episode")
+    p.add_argument("--policy", default="scripted", choices=["scripted", "random"], help="rollout: who drags")
+    p.add_argument("--transition", default="articulated", choices=["articulated", "regenerate"],
+                   help="rollout: the world-model env's transition")
     p.set_defaults(func=_bench, out_kind="file")
     return parser
 

@@ -46,13 +46,12 @@ def resolve_config_path(path_or_name: str | Path) -> Path:
     p = Path(path_or_name)
     if p.is_file():
         return p
-    if p.exists():
-        raise ConfigError(f"config {p} is not a file (give a YAML file or a shipped config name)")
     name = str(p).removeprefix("configs/")
     try:
-        return shipped_config_path(name)
+        return shipped_config_path(name)  # a shipped name wins over a folder of that name (data/default)
     except ConfigError:
-        raise ConfigError(f"config file not found: {p} (and no shipped config of that name); "
+        what = f"config {p} is a folder, not a YAML file" if p.exists() else f"config file not found: {p}"
+        raise ConfigError(f"{what} (and no shipped config of that name); "
                           f"shipped configs: {', '.join(shipped_configs())}") from None
 
 

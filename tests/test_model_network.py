@@ -9,7 +9,7 @@ from partrm_gym.model.partrm import PartRM
 
 MINI = ModelConfig(name="mini", input_size=16, down_channels=(8, 16, 16), down_attention=(False, True, True),
                    up_channels=(16, 8), up_attention=(True, False), drag_levels=(True, True, True),
-                   attention_heads=2, drag_hidden=(16, 16), max_drags=3)
+                   attention_heads=2, drag_hidden=(16, 16), max_drags=3, articulation_head=True)
 
 
 def _inputs(B=2, seed=0, cfg=MINI):

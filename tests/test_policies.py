@@ -122,7 +122,8 @@ def test_world_model_vec_env_for_sb3_batches_and_resets_in_the_same_step(tmp_pat
     calls = []
     predict = wm.predict
     wm.predict = lambda views, *a, **k: calls.append(len(views)) or predict(views, *a, **k)
-    venv = WorldModelVecEnv("PartRM-Drawer-v0", {"world_model": wm, **TWIN_KWARGS}, n_envs=3, seed=1)
+    kwargs = {"world_model": wm, "transition": "regenerate", **TWIN_KWARGS}  # the transition that calls the model
+    venv = WorldModelVecEnv("PartRM-Drawer-v0", kwargs, n_envs=3, seed=1)
     obs = venv.reset()
     assert obs.shape == (3, 40, 40, 6) and obs.dtype == np.uint8
     calls.clear()

@@ -1,22 +1,72 @@
 """The world-model environment with a tiny random model: API checks, no simulator after reset, bad input."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 from test_model_network import MINI
 
+from partrm_gym.articulation import STATIC, ArticulatedState, PartJoint
 from partrm_gym.envs.world_model_env import PartRMEnv
+from partrm_gym.errors import UsageError
 from partrm_gym.model.partrm import PartRM
 from partrm_gym.model.world_model import WorldModel
 
+MINI_ART = MINI  # with the articulation head
+NO_HEAD = replace(MINI, articulation_head=False)
 
-@pytest.fixture
-def env():
+
+@pytest.fixture(params=["articulated", "regenerate"])
+def env(request):
     torch.manual_seed(0)
-    e = PartRMEnv(world_model=WorldModel(PartRM(MINI), MINI), category="drawer", resolution=32, max_steps=3)
+    e = PartRMEnv(world_model=WorldModel(PartRM(MINI_ART), MINI_ART), category="drawer", resolution=32, max_steps=3,
+                  transition=request.param)
     yield e
     e.close()
+
+
+def test_articulated_needs_a_model_with_the_head():
+    with pytest.raises(UsageError, match="articulation head"):
+        PartRMEnv(world_model=WorldModel(PartRM(NO_HEAD), NO_HEAD), category="drawer")
+    with pytest.raises(UsageError, match="transition"):
+        PartRMEnv(world_model=WorldModel(PartRM(MINI_ART), MINI_ART), transition="teleport")
+
+
+def test_articulated_rollout_moves_only_the_grasped_part_and_never_changes_appearance():
+    torch.manual_seed(0)
+    env = PartRMEnv(world_model=WorldModel(PartRM(MINI_ART), MINI_ART), category="drawer", resolution=32,
+                    max_steps=20)
+    env.reset(seed=3)
+    base = env.state.base
+    # a known articulation, so the rollout has parts to move: two halves of the object, one prismatic, one revolute
+    x = base.means[0, :, 0]
+    labels = torch.where(x > x.median(), 0, 1)
+    labels[base.opacities[0] < 0.05] = STATIC
+    env.state = ArticulatedState(base, labels, [
+        PartJoint("prismatic", np.array([1.0, 0.0, 0.0]), np.zeros(3), -0.3, 0.3, 0.0),
+        PartJoint("revolute", np.array([0.0, 0.0, 1.0]), np.zeros(3), -1.0, 1.0, 0.0)])
+    env.task_part = 0
+    env._render_current()
+    rng = np.random.default_rng(0)
+    previous = env.gaussians
+    moved_steps = 0
+    for _ in range(8):
+        rows, cols = np.nonzero(np.isfinite(env._depth))
+        i = rng.integers(len(rows))
+        start = (np.array([cols[i], rows[i]]) + 0.5) / 32 * 2 - 1
+        action = np.clip(np.concatenate([start, start + rng.normal(0, 0.3, 2)]), -1, 1).astype(np.float32)
+        env.step(action)
+        now = env.gaussians
+        for name in ("opacities", "scales", "colors"):
+            assert torch.equal(getattr(now, name), getattr(base, name)), name
+        changed = (now.means[0] != previous.means[0]).any(-1)
+        if changed.any():
+            moved_steps += 1
+            assert len(set(labels[changed].tolist())) == 1 and STATIC not in labels[changed].tolist()
+        previous = now
+    assert moved_steps >= 2  # the check above ran on real motion
 
 
 def test_api_checker_and_episode(env):
@@ -70,9 +120,9 @@ def test_vector_env_batches_and_autoresets():
 
     # a random model's geometry decides which drags land; this seed pair makes at least 2 of 3 land
     torch.manual_seed(2)
-    wm = WorldModel(PartRM(MINI), MINI)
+    wm = WorldModel(PartRM(MINI_ART), MINI_ART)
     venv = gym.make_vec("PartRM-Drawer-v0", num_envs=3, vectorization_mode="vector_entry_point", world_model=wm,
-                        resolution=32, max_steps=2)
+                        resolution=32, max_steps=2, transition="regenerate")
     calls = []
     predict = wm.predict
     wm.predict = lambda *a, **k: calls.append(a[0].shape[0]) or predict(*a, **k)
@@ -96,7 +146,7 @@ def random_steps(n: int, seed: int = 0) -> int:
     from partrm_gym.envs.registration import ENV_CATEGORIES
 
     torch.manual_seed(seed)
-    wm = WorldModel(PartRM(MINI), MINI)
+    wm = WorldModel(PartRM(MINI_ART), MINI_ART)
     rng = np.random.default_rng(seed)
     done = 0
     envs = [PartRMEnv(world_model=wm, category=c, resolution=32, max_steps=5) for c in ENV_CATEGORIES.values()]
@@ -135,7 +185,7 @@ def test_sb3_checker_and_vec_env_compatibility(env):
 def test_same_seed_same_imagined_episode():
     def rollout():
         torch.manual_seed(0)
-        e = PartRMEnv(world_model=WorldModel(PartRM(MINI), MINI), category="any", resolution=32)
+        e = PartRMEnv(world_model=WorldModel(PartRM(MINI_ART), MINI_ART), category="any", resolution=32)
         obs, _ = e.reset(seed=5)
         frames = [obs["image"]]
         for a in np.random.default_rng(1).uniform(-1, 1, (3, 4)).astype(np.float32):

@@ -34,7 +34,10 @@ from partrm_gym.io import atomic_write_bytes
 #    corrected (version 1 images sit half a pixel off the cameras and are aliased).
 # 3: the GT splatter is stored as fitted to the input views (partrm_gym.gt_splatter.fit_splatter),
 #    not as the colour/depth/mask it was back-projected from.
-FORMAT_VERSION = 3
+# 4: articulation labels per state: ``part`` (4, h, w) — per GT splatter pixel, -1 background, 0 static body,
+#    k + 1 movable joint k — and ``joint_axis`` / ``joint_pivot`` (J, 3), each joint's axis and a point on it in
+#    the normalised world frame at that state (partrm_gym.articulation.true_joint_geometry).
+FORMAT_VERSION = 4
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 CONFIG_FILE = "config.yaml"
@@ -48,7 +51,7 @@ STATES_DIR = "states"
 STATE_ARRAYS = "arrays.npz"
 NUM_INPUT_VIEWS = 4
 
-STATE_ARRAY_KEYS = ("depth", "seg", "splatter")
+STATE_ARRAY_KEYS = ("depth", "seg", "splatter", "part", "joint_axis", "joint_pivot")
 PAIR_ARRAY_KEYS = ("src", "dst", "drags", "mask")
 PARTIAL_PREFIX = ".partial-"  # objects/.partial-<id>/: an object being generated, renamed when complete
 # object.json: the keys the reader, verify and the shard summaries rely on (see docs/dataset.md)
@@ -161,11 +164,14 @@ class DatasetShapes:
     def splatter(self) -> tuple[int, ...]:
         return (NUM_INPUT_VIEWS, SPLATTER_CHANNELS, self.splatter_resolution, self.splatter_resolution)
 
-    def state_arrays(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-        """arrays.npz of a state: key -> (shape, dtype)."""
+    def state_arrays(self, num_joints: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """arrays.npz of a state of an object with ``num_joints`` movable joints: key -> (shape, dtype)."""
         views = (self.num_views, self.view_resolution, self.view_resolution)
+        splat = (NUM_INPUT_VIEWS, self.splatter_resolution, self.splatter_resolution)
         return {"depth": (views, np.dtype(np.float16)), "seg": (views, np.dtype(np.int16)),
-                "splatter": (self.splatter, np.dtype(np.float32))}
+                "splatter": (self.splatter, np.dtype(np.float32)), "part": (splat, np.dtype(np.int16)),
+                "joint_axis": ((num_joints, 3), np.dtype(np.float32)),
+                "joint_pivot": ((num_joints, 3), np.dtype(np.float32))}
 
     def pair_arrays(self, num_pairs: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
         """pairs.npz of an object with ``num_pairs`` pairs: key -> (shape, dtype)."""

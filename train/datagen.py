@@ -23,10 +23,11 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
+from partrm_gym.articulation import true_joint_geometry
 from partrm_gym.assets import generate
 from partrm_gym.cameras import canonical_rig, dataset_rig
 from partrm_gym.config import to_dict
-from partrm_gym.drags import drags_between_states, pad_drags
+from partrm_gym.drags import drags_between_states, grasped_joint, pad_drags
 from partrm_gym.gt_splatter import fit_splatter, splatter_from_frames
 from partrm_gym.io import atomic_write_text
 from partrm_gym.scene import Scene
@@ -67,6 +68,18 @@ def _object_rng(cfg: DataConfig, spec: ObjectSpec) -> np.random.Generator:
     return np.random.default_rng([cfg.seed, spec.seed, sum(map(ord, spec.category))])
 
 
+def part_labels(scene: Scene, seg: np.ndarray) -> np.ndarray:
+    """Link segmentation (-1 off the object, 0 base, l + 1 link l) -> part labels (int16, same shape):
+    -1 off the object, 0 static body, k + 1 the movable joint k a hand pulling on that pixel moves."""
+    links = int(seg.max()) + 1 if seg.size else 1
+    table = np.zeros(links + 1, dtype=np.int16)  # index s + 1 for segmentation value s
+    table[0] = -1
+    for value in range(1, links):
+        k = grasped_joint(scene, value)
+        table[value + 1] = 0 if k is None else k + 1
+    return table[seg.astype(np.int64) + 1]
+
+
 def generate_object(cfg: DataConfig, spec: ObjectSpec, folder: Path) -> dict:
     """Render every state and pair of one object into ``folder``; returns its object.json content."""
     rng = _object_rng(cfg, spec)
@@ -98,12 +111,17 @@ def generate_object(cfg: DataConfig, spec: ObjectSpec, folder: Path) -> dict:
                 view_frames = scene.render_views(views)
                 for v, f in enumerate(view_frames):
                     write_png(sdir / view_png(v), f.rgb)
-                splatter = fit_splatter(splatter_from_frames(scene.render_views(splat_views), splat_views),
+                splat_frames = scene.render_views(splat_views)
+                splatter = fit_splatter(splatter_from_frames(splat_frames, splat_views),
                                         np.stack([f.rgb for f in in_frames]), inputs, cfg.splatter_fit)
+                geometry = [true_joint_geometry(scene, k) for k in range(len(scene.joints))]
                 write_npz(sdir / STATE_ARRAYS, {
                     "depth": np.stack([f.depth for f in view_frames]).astype(np.float16),
                     "seg": np.stack([f.seg for f in view_frames]).astype(np.int16),
                     "splatter": splatter,
+                    "part": part_labels(scene, np.stack([f.seg for f in splat_frames])),
+                    "joint_axis": np.array([g[1] for g in geometry], dtype=np.float32).reshape(-1, 3),
+                    "joint_pivot": np.array([g[2] for g in geometry], dtype=np.float32).reshape(-1, 3),
                 })
                 states_meta.append({"name": name, "part": int(part), "joint": scene.joints[part].name,
                                     "joint_states": [round(float(x), 9) for x in values]})

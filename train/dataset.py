@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from partrm_gym.cameras import canonical_rig, dataset_rig, plucker_rays, stack_cameras
 from partrm_gym.config import from_dict
+from partrm_gym.gaussians import XYZ
 from partrm_gym.train.data_config import SPLITS, DataConfig
 from partrm_gym.train.data_format import (
     FORMAT_VERSION,
@@ -41,6 +42,7 @@ from partrm_gym.train.data_format import (
     read_png,
     view_png,
 )
+from partrm_gym.train.losses import articulation_targets
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,9 @@ class PartDragDataset(Dataset):
     ``target_rgb`` (12, 3, Hd, Wd) and ``target_mask`` (12, 1, Hd, Wd) of the destination
     state with ``viewmats`` (12, 4, 4) and ``Ks`` (12, 3, 3) of the dataset rig; ``source_rgb`` /
     ``source_mask`` the same views of the source state (stage 0 and the static baseline);
+    ``part_src`` (4, h, w) the source state's part per splatter pixel (-1 background, 0 static, k + 1
+    joint k) and ``articulation_src`` (4, 10, h, w) the articulation head's targets
+    (:func:`partrm_gym.train.losses.articulation_targets`);
     ``depth_dst`` (12, Hd, Wd) metric depth of the destination state (``inf`` off the object).
     """
 
@@ -92,6 +97,7 @@ class PartDragDataset(Dataset):
                         and (categories is None or o["category"] in categories)}
         self.items: list[PairIndex] = []
         self._pairs: dict[str, dict[str, np.ndarray]] = {}
+        self._joints: dict[str, list[dict]] = {}
         for oid in sorted(self.objects):
             meta_path, pairs_path = (self.root / OBJECTS_DIR / oid / f for f in (OBJECT_FILE, PAIRS_FILE))
             meta = read_json(meta_path)
@@ -99,6 +105,7 @@ class PartDragDataset(Dataset):
             pairs = read_npz(pairs_path, PAIR_ARRAY_KEYS)
             check_pairs(pairs_path, pairs, self.shapes, len(names), meta["num_pairs"])
             self._pairs[oid] = pairs
+            self._joints[oid] = meta["joints"]
             self.items += [PairIndex(oid, k, names[s], names[d])
                            for k, (s, d) in enumerate(zip(pairs["src"].tolist(), pairs["dst"].tolist()))]
         self._cache: OrderedDict[tuple[str, str], dict[str, torch.Tensor]] = OrderedDict()
@@ -117,8 +124,9 @@ class PartDragDataset(Dataset):
             self._cache.move_to_end(key)
             return self._cache[key]
         sdir = self.root / OBJECTS_DIR / object_id / STATES_DIR / name
+        joints = self._joints[object_id]
         arrays = read_npz(sdir / STATE_ARRAYS, STATE_ARRAY_KEYS)
-        check_arrays(sdir / STATE_ARRAYS, arrays, self.shapes.state_arrays())
+        check_arrays(sdir / STATE_ARRAYS, arrays, self.shapes.state_arrays(len(joints)))
         inputs = np.stack([read_png(sdir / input_png(v), self.shapes.input_resolution)
                            for v in range(NUM_INPUT_VIEWS)])
         views = np.stack([read_png(sdir / view_png(v), self.shapes.view_resolution)
@@ -129,6 +137,11 @@ class PartDragDataset(Dataset):
             "target_rgb": torch.from_numpy(views).permute(0, 3, 1, 2).float() / 255.0,
             "target_mask": torch.from_numpy(arrays["seg"] >= 0).unsqueeze(1).float(),
             "depth": torch.from_numpy(arrays["depth"].astype(np.float32)),
+            "part": torch.from_numpy(arrays["part"].astype(np.int64)),
+            "articulation": articulation_targets(
+                torch.from_numpy(arrays["splatter"][:, XYZ]), torch.from_numpy(arrays["part"].astype(np.int64)),
+                torch.tensor([j["type"] == "revolute" for j in joints]), torch.from_numpy(arrays["joint_axis"]),
+                torch.from_numpy(arrays["joint_pivot"])),
         }
         self._cache[key] = out
         if len(self._cache) > self._cache_size:
@@ -145,6 +158,8 @@ class PartDragDataset(Dataset):
             "drags": torch.from_numpy(pairs["drags"][item.pair]),
             "drag_mask": torch.from_numpy(pairs["mask"][item.pair]),
             "splatter_src": src["splatter"],
+            "part_src": src["part"],
+            "articulation_src": src["articulation"],
             "splatter_dst": dst["splatter"],
             "target_rgb": dst["target_rgb"],
             "target_mask": dst["target_mask"],

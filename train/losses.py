@@ -60,3 +60,63 @@ def render_loss(splatter: torch.Tensor, batch: dict[str, torch.Tensor], view_ind
         loss = loss + lpips_weight * lp
         parts["lpips"] = float(lp.detach())
     return loss, parts
+
+
+def articulation_targets(xyz: torch.Tensor, part: torch.Tensor, joint_revolute: torch.Tensor,
+                         joint_axis: torch.Tensor, joint_pivot: torch.Tensor) -> torch.Tensor:
+    """Per-pixel targets of the articulation head for one state, from its GT splatter and part labels.
+
+    xyz (V, 3, h, w) GT Gaussian centres; part (V, h, w) long: -1 background, 0 static, k + 1 joint k;
+    joint_revolute (J,) bool, joint_axis (J, 3), joint_pivot (J, 3) in the normalised world frame.
+    Returns (V, 10, h, w): revolute (1), axis (3), pivot offset (3: to the nearest point of the axis
+    line), centre offset (3: to the mean GT centre of the pixel's part); zeros off movable parts.
+    """
+    V, _, h, w = xyz.shape
+    out = torch.zeros(V, 10, h, w, dtype=xyz.dtype)
+    pts = xyz.permute(0, 2, 3, 1)  # (V, h, w, 3)
+    for k in range(joint_axis.shape[0]):
+        sel = part == k + 1
+        if not bool(sel.any()):
+            continue
+        p = pts[sel]  # (M, 3)
+        axis, pivot = joint_axis[k].to(xyz.dtype), joint_pivot[k].to(xyz.dtype)
+        on_axis = pivot + ((p - pivot) @ axis)[:, None] * axis
+        t = torch.cat([torch.full((len(p), 1), float(joint_revolute[k])), axis.expand(len(p), 3), on_axis - p,
+                       p.mean(0, keepdim=True) - p], dim=1)  # (M, 10)
+        out.permute(0, 2, 3, 1)[sel] = t
+    return out
+
+
+def articulation_loss(pred: torch.Tensor, part: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor,
+                                                                                              dict[str, float]]:
+    """pred (B, V, 11, h, w) activated head output; part (B, V, h, w); target (B, V, 10, h, w).
+
+    Movable-vs-static BCE over foreground pixels; on movable pixels BCE of the joint type, 1 - cos of the
+    (signed) axis and smooth-L1 of the centre offset; on revolute pixels smooth-L1 of the pivot offset.
+    """
+    from partrm_gym.model.partrm import AXIS, CENTRE, MOVABLE, PIVOT, REVOLUTE
+
+    fg, movable = part >= 0, part > 0
+    eps = 1e-6
+    zero = pred.sum() * 0.0
+    bce = F.binary_cross_entropy(pred[:, :, MOVABLE][:, :, 0].clamp(eps, 1 - eps), movable.to(pred.dtype),
+                                 reduction="none")
+    movable_loss = bce[fg].mean() if bool(fg.any()) else zero
+    parts = {"art_movable": float(movable_loss.detach())}
+    loss = movable_loss
+    if bool(movable.any()):
+        m = movable
+        revolute_t = target[:, :, 0][m]
+        type_loss = F.binary_cross_entropy(pred[:, :, REVOLUTE][:, :, 0][m].clamp(eps, 1 - eps), revolute_t)
+        cos = (pred[:, :, AXIS].permute(0, 1, 3, 4, 2)[m] * target[:, :, 1:4].permute(0, 1, 3, 4, 2)[m]).sum(-1)
+        axis_loss = (1 - cos).mean()
+        centre_loss = F.smooth_l1_loss(pred[:, :, CENTRE].permute(0, 1, 3, 4, 2)[m],
+                                       target[:, :, 7:10].permute(0, 1, 3, 4, 2)[m], beta=0.02)
+        rev = m & (target[:, :, 0] > 0.5)
+        pivot_loss = (F.smooth_l1_loss(pred[:, :, PIVOT].permute(0, 1, 3, 4, 2)[rev],
+                                       target[:, :, 4:7].permute(0, 1, 3, 4, 2)[rev], beta=0.02)
+                      if bool(rev.any()) else zero)
+        loss = loss + type_loss + axis_loss + 10.0 * centre_loss + 10.0 * pivot_loss
+        parts.update({"art_type": float(type_loss.detach()), "art_axis": float(axis_loss.detach()),
+                      "art_centre": float(centre_loss.detach()), "art_pivot": float(pivot_loss.detach())})
+    return loss, parts

@@ -17,6 +17,7 @@ import csv
 import math
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +36,12 @@ from partrm_gym.model.partrm import PartRM
 from partrm_gym.preview import image_grid, to_uint8_image
 from partrm_gym.provenance import git_commit, provenance
 from partrm_gym.train.dataset import PartDragDataset
-from partrm_gym.train.losses import render_loss, render_views, splatter_loss
+from partrm_gym.train.losses import articulation_loss, render_loss, render_views, splatter_loss
 from partrm_gym.train.train_config import TrainConfig, add_train_arguments
 from partrm_gym.train.train_state import latest_checkpoint, load_training_state, save_training_state
 
-CSV_FIELDS = ("step", "loss", "splatter", "render_mse", "mask", "lpips", "lr", "samples_per_s", "val_psnr")
+CSV_FIELDS = ("step", "loss", "splatter", "render_mse", "mask", "lpips", "art_movable", "art_type", "art_axis",
+              "art_centre", "art_pivot", "lr", "samples_per_s", "val_psnr")
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -71,6 +73,18 @@ class StepBatches:
         return default_collate([self.dataset[i] for i in idx])
 
 
+def trained_parameters(model: torch.nn.Module, stage: int) -> list[torch.nn.Parameter]:
+    """Stage 3 trains the articulation head alone, so the reconstruction (stages 0-2) stays exactly as it was."""
+    if stage != 3:
+        return list(model.parameters())
+    for p in model.parameters():
+        p.requires_grad_(False)
+    head = list(model.articulation.parameters())
+    for p in head:
+        p.requires_grad_(True)
+    return head
+
+
 def forward(model: torch.nn.Module, batch: dict[str, torch.Tensor], stage: int) -> torch.Tensor:
     drags = None if stage == 0 else batch["drags"]
     mask = None if stage == 0 else batch["drag_mask"]
@@ -79,6 +93,12 @@ def forward(model: torch.nn.Module, batch: dict[str, torch.Tensor], stage: int) 
 
 def compute_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: TrainConfig,
                  generator: torch.Generator, lpips_fn=None) -> tuple[torch.Tensor, dict[str, float]]:  # noqa: ANN001
+    if cfg.stage == 3:  # the backbone is frozen (not in the optimiser): only the articulation head learns
+        net = model.module if isinstance(model, DistributedDataParallel) else model
+        _, art = net.forward_articulated(batch["input_rgb"], batch["plucker"])
+        loss, parts = articulation_loss(art, batch["part_src"], batch["articulation_src"])
+        parts["loss"] = float(loss.detach())
+        return loss, parts
     pred = forward(model, batch, cfg.stage)
     parts: dict[str, float] = {}
     loss = torch.zeros((), device=pred.device)
@@ -100,7 +120,10 @@ def compute_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: Tr
 @torch.no_grad()
 def validate(model: torch.nn.Module, dataset: PartDragDataset, cfg: TrainConfig, device: torch.device,
              out_png: Path | None) -> float:
-    """Mean PSNR of the next state over all 12 views of the first ``eval_pairs`` validation pairs."""
+    """Mean PSNR of the next state over all 12 views of the first ``eval_pairs`` validation pairs; stage 3:
+    the share (%) of foreground splatter pixels whose movable/static label the articulation head gets right."""
+    if cfg.stage == 3:
+        return validate_articulation(model, dataset, cfg, device)
     model.eval()
     scores, rows = [], []
     for i in range(min(cfg.eval_pairs, len(dataset))):
@@ -117,6 +140,22 @@ def validate(model: torch.nn.Module, dataset: PartDragDataset, cfg: TrainConfig,
         atomic_write_image(out_png, image_grid(rows))
     model.train()
     return float(np.mean(scores)) if scores else float("nan")
+
+
+@torch.no_grad()
+def validate_articulation(model: torch.nn.Module, dataset: PartDragDataset, cfg: TrainConfig,
+                          device: torch.device) -> float:
+    model.eval()
+    right = total = 0
+    for i in range(min(cfg.eval_pairs, len(dataset))):
+        batch = {k: v.unsqueeze(0).to(device) for k, v in dataset[i].items()}
+        _, art = model.forward_articulated(batch["input_rgb"], batch["plucker"])
+        part = batch["part_src"]
+        fg = part >= 0
+        right += int(((art[:, :, 0] > 0.5) == (part > 0))[fg].sum())
+        total += int(fg.sum())
+    model.train()
+    return 100.0 * right / max(total, 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,11 +191,18 @@ def run(args: argparse.Namespace) -> int:
     # -- model and optimiser ----------------------------------------------------------------------------
     if cfg.init_from:
         model, model_cfg, _ = load_checkpoint(cfg.init_from, device="cpu")
+        if cfg.stage == 3 and not model_cfg.articulation_head:  # add the head; every other weight is kept
+            model_cfg = replace(model_cfg, articulation_head=True)
+            backbone, model = model, PartRM(model_cfg)
+            missing, unexpected = model.load_state_dict(backbone.state_dict(), strict=False)
+            if unexpected or any(not k.startswith("articulation.") for k in missing):
+                raise RuntimeError(f"adding the articulation head changed other weights: {missing} {unexpected}")
     else:
         model_cfg = load_config(ModelConfig, cfg.model)
         model = PartRM(model_cfg)
     model.to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(trained_parameters(model, cfg.stage), lr=cfg.lr, betas=cfg.betas,
+                                  weight_decay=cfg.weight_decay)
     start = 0
     if args.resume:
         ckpt = latest_checkpoint(run_dir)
@@ -164,7 +210,8 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"--resume: no checkpoint under {run_dir}/checkpoints; start without --resume")
         model, _, _ = load_checkpoint(ckpt, device=device)
         model.train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.AdamW(trained_parameters(model, cfg.stage), lr=cfg.lr, betas=cfg.betas,
+                                      weight_decay=cfg.weight_decay)
         start = load_training_state(ckpt, optimizer)["step"]
         generator.manual_seed(cfg.seed + start)
     ddp = DistributedDataParallel(model) if world > 1 else model
@@ -253,7 +300,8 @@ def run(args: argparse.Namespace) -> int:
                                                                         "val_psnr": val_psnr}, start_commit))
         atomic_write_json(run_dir / "summary.json", {"stage": cfg.stage, "steps": cfg.steps, "val_psnr": val_psnr,
                                                      "final_checkpoint": str(final)})
-        print(f"stage {cfg.stage} done: val PSNR {val_psnr:.2f} dB; checkpoint {final}")
+        metric = f"val part accuracy {val_psnr:.1f}%" if cfg.stage == 3 else f"val PSNR {val_psnr:.2f} dB"
+        print(f"stage {cfg.stage} done: {metric}; checkpoint {final}")
         if writer is not None:
             writer.close()
         csv_file.close()

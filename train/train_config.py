@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class TrainConfig:
-    stage: int = 1  # 0: static reconstruction, 1: motion (splatter L2), 2: appearance (rendered views)
+    # 0: static reconstruction, 1: motion (splatter L2), 2: appearance (rendered views),
+    # 3: articulation (part labels and joints of the current state; only the articulation head trains)
+    stage: int = 1
     model: str = "model/tiny"  # model config (shipped name or YAML path); ignored when init_from is set
     data: str = "data/default"  # dataset folder
     init_from: str | None = None  # checkpoint folder of the previous stage
@@ -38,8 +40,10 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.stage not in (0, 1, 2):
-            raise ValueError(f"stage must be 0, 1 or 2, got {self.stage}")
+        if self.stage not in (0, 1, 2, 3):
+            raise ValueError(f"stage must be 0, 1, 2 or 3, got {self.stage}")
+        if self.stage == 3 and not self.init_from:
+            raise ValueError("stage 3 (articulation) trains a head on a trained model: set init_from")
         for name in ("batch_size", "steps", "log_every", "save_every", "sample_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -104,7 +104,8 @@ def _check_object(root: Path, entry: dict, shapes: DatasetShapes, report: _Repor
     check(pairs)
     for name in names:
         sdir = odir / STATES_DIR / name
-        check(lambda p=sdir / STATE_ARRAYS: check_arrays(p, read_npz(p, STATE_ARRAY_KEYS), shapes.state_arrays()))
+        check(lambda p=sdir / STATE_ARRAYS: check_arrays(p, read_npz(p, STATE_ARRAY_KEYS),
+                                                             shapes.state_arrays(len(meta["joints"]))))
         for v in range(NUM_INPUT_VIEWS):
             check(read_png, sdir / input_png(v), shapes.input_resolution)
         for v in range(shapes.num_views):

@@ -19,7 +19,10 @@ PARTS = (_Part("envs", "partrm_gym.bench.envs", "bench_envs"),
          _Part("render", "partrm_gym.bench.render", "bench_render"),
          _Part("sim", "partrm_gym.bench.sim", "bench_sim"),
          _Part("pipeline", "partrm_gym.bench.pipeline", "bench_pipeline"),
-         _Part("gt-splatter", "partrm_gym.bench.gt_splatter", "bench_gt_splatter"))
+         _Part("gt-splatter", "partrm_gym.bench.gt_splatter", "bench_gt_splatter"),
+         _Part("rollout", "partrm_gym.bench.rollout", "bench_rollout"))
+# bench_all runs the rollout once per transition, so both stand side by side in the report
+ROLLOUT_TRANSITIONS = ("articulated", "regenerate")
 
 
 def bench_all(args: argparse.Namespace) -> str:
@@ -28,7 +31,9 @@ def bench_all(args: argparse.Namespace) -> str:
     sections = []
     for part in PARTS:
         run = getattr(importlib.import_module(part.module), part.function)
-        sections.append(run(argparse.Namespace(**{**vars(args), "out": None})))
+        for transition in ROLLOUT_TRANSITIONS if part.name == "rollout" else (None,):
+            extra = {"transition": transition} if transition else {}
+            sections.append(run(argparse.Namespace(**{**vars(args), "out": None, **extra})))
     text = f"# Benchmarks\n\nAll sections: `partrm-gym bench all --repeats {args.repeats}`.\n\n" + "\n".join(sections)
     if args.out:
         atomic_write_text(args.out, text)

@@ -1,0 +1,325 @@
+"""The articulated imagined state: frozen Gaussians, a part label per Gaussian, a joint per part.
+
+Why: re-predicting every Gaussian from renders of the previous prediction drifts in colour and
+sharpness over an episode (docs/experiment.md). Articulated-object reconstruction (ArtGS,
+Part2GS) instead keeps each Gaussian's appearance fixed and moves parts rigidly along explicit
+joints; the joint value then reads out exactly. Here the world model predicts, once per episode,
+the Gaussians, which part each belongs to and each part's joint; a step only changes one part's
+joint value, and :meth:`ArticulatedState.gaussians` moves that part's Gaussians rigidly.
+
+Conventions (docs/conventions.md): the normalised world frame (metres after normalisation, z up);
+a revolute joint turns by ``value`` radians about ``axis`` through ``pivot`` (right-hand rule); a
+prismatic joint translates by ``value`` world units along ``axis``. Joint values are absolute
+(as the simulator reports them) when the task states the start value, else relative to the start.
+
+Everything here is pure torch/numpy: no simulator, so it runs wherever the world model runs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import torch
+
+from partrm_gym.gaussians import Gaussians
+
+if TYPE_CHECKING:
+    from partrm_gym.cameras import Camera
+    from partrm_gym.scene import Scene
+
+STATIC = -1  # part label of a Gaussian that belongs to the static body
+JointType = Literal["revolute", "prismatic"]
+SCAN_SAMPLES = 256  # joint values scanned by solve_joint_value before refinement
+REFINE_SAMPLES = 64  # a second, finer scan between the best value's neighbours
+# Default limits, relative to the start value, of a part whose limits the task does not state.
+DEFAULT_REVOLUTE_RANGE = (-math.pi / 2, math.pi / 2)
+DEFAULT_PRISMATIC_RANGE = (-0.5, 0.5)  # world units: the whole normalised object fits a 0.5 radius sphere
+GRASP_RADIUS_PX = 1.5  # a drag grasps the Gaussians whose centres project this close to its start pixel
+MIN_VISIBLE_OPACITY = 0.05  # fainter Gaussians cannot be seen, so they can neither be grasped nor be parts
+
+
+@dataclass
+class PartJoint:
+    """One part's joint in the normalised world frame, with its limits and current value."""
+
+    type: JointType
+    axis: np.ndarray  # (3,) unit vector
+    pivot: np.ndarray  # (3,) a point on the axis (revolute); unused by prismatic joints
+    lower: float
+    upper: float
+    start: float  # the value the reset reconstruction shows
+    value: float = field(default=float("nan"))
+
+    def __post_init__(self) -> None:
+        self.axis = np.asarray(self.axis, dtype=np.float64)
+        self.axis = self.axis / max(np.linalg.norm(self.axis), 1e-12)
+        self.pivot = np.asarray(self.pivot, dtype=np.float64)
+        if not math.isfinite(self.value):
+            self.value = self.start
+
+    @property
+    def range(self) -> float:
+        return self.upper - self.lower
+
+    def clamp(self, value: float) -> float:
+        return float(min(max(value, self.lower), self.upper))
+
+    def move_points(self, points: np.ndarray, delta: np.ndarray | float) -> np.ndarray:
+        """Points (N, 3) moved by joint displacements ``delta`` (scalar or (K,)) -> (N, 3) or (K, N, 3)."""
+        d = np.asarray(delta, dtype=np.float64)
+        pts = np.asarray(points, dtype=np.float64)
+        if self.type == "prismatic":
+            out = pts[None] + d.reshape(-1, 1, 1) * self.axis
+        else:
+            R = rotation_matrices(self.axis, d.reshape(-1))  # (K, 3, 3)
+            out = np.einsum("kij,nj->kni", R, pts - self.pivot) + self.pivot
+        return out if d.ndim else out[0]
+
+
+def rotation_matrices(axis: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """Rodrigues: (K, 3, 3) rotations by ``angles`` (K,) about the unit ``axis``."""
+    a = np.asarray(axis, dtype=np.float64)
+    kx = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
+    s, c = np.sin(angles)[:, None, None], np.cos(angles)[:, None, None]
+    return np.eye(3) + s * kx + (1 - c) * (kx @ kx)
+
+
+def _quat_multiply(q: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Hamilton product of wxyz quaternions, broadcasting."""
+    w1, x1, y1, z1 = q.unbind(-1)
+    w2, x2, y2, z2 = r.unbind(-1)
+    return torch.stack([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+                        w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2], dim=-1)
+
+
+def move_gaussians(gaussians: Gaussians, selected: torch.Tensor, joint: PartJoint, delta: float) -> Gaussians:
+    """A copy of ``gaussians`` (B, N) whose ``selected`` (N,) bool Gaussians moved rigidly by ``delta``.
+
+    Means move; orientations of a revolute part turn with it; opacity, scale and colour never change.
+    """
+    if delta == 0.0 or not bool(selected.any()):
+        return gaussians
+    dev, dt = gaussians.means.device, gaussians.means.dtype
+    means, quats = gaussians.means.clone(), gaussians.quats
+    axis = torch.as_tensor(joint.axis, dtype=dt, device=dev)
+    if joint.type == "prismatic":
+        means[:, selected] = means[:, selected] + delta * axis
+    else:
+        R = torch.as_tensor(rotation_matrices(joint.axis, np.array([delta]))[0], dtype=dt, device=dev)
+        pivot = torch.as_tensor(joint.pivot, dtype=dt, device=dev)
+        means[:, selected] = (means[:, selected] - pivot) @ R.T + pivot
+        half = delta / 2.0
+        q = torch.cat([torch.tensor([math.cos(half)], dtype=dt, device=dev), math.sin(half) * axis])
+        quats = quats.clone()
+        quats[:, selected] = _quat_multiply(q, quats[:, selected])
+    return Gaussians(means, gaussians.opacities, gaussians.scales, quats, gaussians.colors)
+
+
+@dataclass
+class ArticulatedState:
+    """Gaussians frozen at reset (B = 1), a part label per Gaussian and a joint per part."""
+
+    base: Gaussians  # (1, N) as reconstructed at reset: every part at its joint's ``start`` value
+    labels: torch.Tensor  # (N,) long: STATIC or the index of the Gaussian's part in ``joints``
+    joints: list[PartJoint]
+
+    def __post_init__(self) -> None:
+        if self.base.batch_size != 1:
+            raise ValueError(f"an articulated state holds one scene (B = 1), got B = {self.base.batch_size}")
+        if tuple(self.labels.shape) != (self.base.num_gaussians,):
+            raise ValueError(f"labels must have shape ({self.base.num_gaussians},), got {tuple(self.labels.shape)}")
+        if len(self.joints) and int(self.labels.max()) >= len(self.joints):
+            raise ValueError("a part label refers to a joint that does not exist")
+
+    def copy(self) -> ArticulatedState:
+        return ArticulatedState(self.base, self.labels, [replace(j) for j in self.joints])
+
+    def part_mask(self, part: int) -> torch.Tensor:
+        return self.labels == part
+
+    def set_value(self, part: int, value: float) -> float:
+        """Set a part's joint value (clamped to its limits); returns the value set."""
+        joint = self.joints[part]
+        joint.value = joint.clamp(value)
+        return joint.value
+
+    def gaussians(self) -> Gaussians:
+        """The current state: every part moved rigidly from its reset pose by (value - start)."""
+        out = self.base
+        for k, joint in enumerate(self.joints):
+            out = move_gaussians(out, self.part_mask(k), joint, joint.value - joint.start)
+        return out
+
+    def part_at_pixel(self, camera: Camera, uv: np.ndarray, depth: float, radius_px: float = GRASP_RADIUS_PX
+                      ) -> int | None:
+        """The part label (or STATIC) of the surface seen at pixel ``uv`` with rendered ``depth``: among the visible
+        Gaussians whose centres project within ``radius_px`` of the pixel, the one nearest that depth.
+        None when no Gaussian projects there."""
+        g = self.gaussians()
+        visible = (g.opacities[0] > MIN_VISIBLE_OPACITY).cpu().numpy()
+        means = g.means[0].double().cpu().numpy()[visible]
+        proj, z = camera.project(means)
+        near = (np.linalg.norm(proj - np.asarray(uv, dtype=np.float64), axis=1) <= radius_px) & (z > 0)
+        if not near.any():
+            return None
+        i = np.flatnonzero(near)[int(np.argmin(np.abs(z[near] - depth)))]
+        return int(self.labels[torch.as_tensor(np.flatnonzero(visible)[i])])
+
+
+def solve_joint_value(joint: PartJoint, point: np.ndarray, target_uv: np.ndarray, camera: Camera) -> float:
+    """The joint value within limits that carries ``point`` (grasped at the current value) closest to pixel
+    ``target_uv`` in ``camera``: a dense scan over the range, then a finer scan around the best value.
+
+    The same least-squares rule the twin's drag solver applies to the true geometry
+    (:func:`partrm_gym.drags.solve_drag`), so the two worlds answer a drag alike.
+    """
+    target = np.asarray(target_uv, dtype=np.float64)
+
+    def costs(values: np.ndarray) -> np.ndarray:
+        moved = joint.move_points(np.asarray(point, dtype=np.float64)[None], values - joint.value)[:, 0]
+        uv, z = camera.project(moved)
+        return np.where(z > 0, ((uv - target) ** 2).sum(-1), np.inf)
+
+    grid = np.linspace(joint.lower, joint.upper, SCAN_SAMPLES)
+    c = costs(grid)
+    best = int(np.argmin(c))
+    fine = np.linspace(grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)], REFINE_SAMPLES)
+    cf = costs(fine)
+    value = float(fine[int(np.argmin(cf))]) if cf.min() <= c[best] else float(grid[best])
+    return joint.clamp(value)
+
+
+# -- joints from per-Gaussian predictions ------------------------------------------------------------------
+def group_parts(centres: np.ndarray, radius: float, min_size: int) -> np.ndarray:
+    """Instance labels (N,) for points voting for part centres (N, 3): greedy density clustering.
+
+    Repeatedly takes the unassigned vote with most unassigned votes within ``radius`` and gives
+    all of those its label; groups smaller than ``min_size`` get STATIC (too few to be a part).
+    """
+    n = len(centres)
+    labels = np.full(n, STATIC, dtype=np.int64)
+    if n == 0:
+        return labels
+    c = torch.as_tensor(centres, dtype=torch.float32)
+    near = torch.cdist(c, c) <= radius  # (N, N)
+    free = torch.ones(n, dtype=torch.bool)
+    part = 0
+    while bool(free.any()):
+        counts = (near & free[None]).sum(1).masked_fill(~free, -1)
+        seed = int(counts.argmax())
+        members = near[seed] & free
+        free &= ~members
+        if int(members.sum()) >= min_size:
+            labels[members.numpy()] = part
+            part += 1
+    return labels
+
+
+def _principal_direction(vectors: np.ndarray) -> np.ndarray:
+    """The mean direction of unit vectors, robust to outliers: the top eigenvector, signed by the mean."""
+    m = vectors.T @ vectors
+    _, vecs = np.linalg.eigh(m)
+    d = vecs[:, -1]
+    return d if float(vectors.sum(0) @ d) >= 0 else -d
+
+
+def joints_from_votes(means: np.ndarray, labels: np.ndarray, revolute_prob: np.ndarray, axes: np.ndarray,
+                      pivots: np.ndarray) -> list[tuple[JointType, np.ndarray, np.ndarray]]:
+    """Per part: (type by majority, axis by principal direction, pivot by median) from per-Gaussian votes.
+
+    ``pivots`` (N, 3) are each Gaussian's vote for a point on its part's revolute axis; the pivot is
+    their median, moved to the point of the axis line nearest to the part's centre.
+    """
+    out = []
+    for k in range(int(labels.max()) + 1 if len(labels) else 0):
+        sel = labels == k
+        jtype: JointType = "revolute" if float(np.mean(revolute_prob[sel])) >= 0.5 else "prismatic"
+        a = axes[sel] / np.maximum(np.linalg.norm(axes[sel], axis=1, keepdims=True), 1e-9)
+        axis = _principal_direction(a)
+        pivot = np.median(pivots[sel], axis=0)
+        centre = means[sel].mean(0)
+        pivot = pivot + axis * float((centre - pivot) @ axis)
+        out.append((jtype, axis, pivot))
+    return out
+
+
+# -- ground truth from the simulator (labels for training, the oracle of bench rollout) -------------------
+def true_joint_geometry(scene: Scene, joint: int, step: float = 1e-3) -> tuple[JointType, np.ndarray, np.ndarray]:
+    """(type, axis, pivot) of a joint in the normalised world frame at the scene's current state.
+
+    Measured from the child link's motion for a small joint change rather than read from
+    URDF frames, so it holds whatever convention the asset's link and joint frames follow.
+    The axis points the way the joint value grows; the pivot is the axis point nearest the link origin.
+    """
+    info = scene.joints[joint]
+    states = scene.get_joint_states()
+    q0 = float(states[joint])
+    delta = step if q0 + step <= info.upper else -step
+    local = np.eye(3) * 0.1
+    before = scene.to_world(info.child_link, local)
+    trial = states.copy()
+    trial[joint] = q0 + delta
+    try:
+        scene.set_joint_states(trial)
+        after = scene.to_world(info.child_link, local)
+    finally:
+        scene.set_joint_states(states)
+    origin_before = scene.to_world(info.child_link, np.zeros((1, 3)))[0]
+    if info.type == "prismatic":
+        shift = (after - before).mean(0) / delta
+        return "prismatic", shift / np.linalg.norm(shift), origin_before
+    # Kabsch: rotation taking before -> after about their centroids
+    b0, a0 = before - before.mean(0), after - after.mean(0)
+    u, _, vt = np.linalg.svd(b0.T @ a0)
+    sign = np.sign(np.linalg.det(vt.T @ u.T))
+    R = vt.T @ np.diag([1.0, 1.0, sign]) @ u.T
+    rotvec = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]]) / 2.0
+    axis = rotvec / np.linalg.norm(rotvec) * np.sign(delta)
+    t = after.mean(0) - R @ before.mean(0)
+    # the pivot p satisfies (I - R) p = t on the plane normal to the axis; least squares, nearest the link origin
+    p, *_ = np.linalg.lstsq(np.eye(3) - R, t, rcond=None)
+    pivot = p + axis * float((origin_before - p) @ axis)
+    return "revolute", axis, pivot
+
+
+# -- the imagined state from the network's prediction ------------------------------------------------------
+@dataclass(frozen=True)
+class GroupingConfig:
+    """How per-Gaussian articulation votes become parts (see :func:`state_from_prediction`)."""
+
+    movable_threshold: float = 0.5  # a Gaussian is on a movable part above this probability
+    min_opacity: float = MIN_VISIBLE_OPACITY  # fainter Gaussians stay with the static body
+    radius: float = 0.06  # world units: votes for part centres closer than this are one part
+    min_part_fraction: float = 0.01  # of the visible Gaussians; smaller groups are not parts
+
+
+def state_from_prediction(splatter: torch.Tensor, articulation: torch.Tensor,
+                          grouping: GroupingConfig | None = None) -> ArticulatedState:
+    """An :class:`ArticulatedState` from one scene's splatter images (1, V, 14, h, w) and articulation maps
+    (1, V, 11, h, w) (``PartRM.forward_articulated``): Gaussians on movable parts are grouped by their votes
+    for their part's centre, and each group's joint comes from its members' votes. Limits are the defaults
+    relative to the start (0), until the task states them (:meth:`PartJoint` fields can be set)."""
+    from partrm_gym.model.partrm import AXIS, CENTRE, MOVABLE, PIVOT, REVOLUTE
+
+    grouping = grouping or GroupingConfig()
+    if splatter.shape[0] != 1 or articulation.shape[0] != 1:
+        raise ValueError("state_from_prediction takes one scene (B = 1)")
+    base = Gaussians.from_splatter(splatter)
+    art = articulation[0].permute(0, 2, 3, 1).reshape(-1, articulation.shape[2]).double().cpu().numpy()  # (N, 11)
+    means = base.means[0].double().cpu().numpy()
+    visible = base.opacities[0].cpu().numpy() > grouping.min_opacity
+    movable = visible & (art[:, MOVABLE][:, 0] > grouping.movable_threshold)
+    labels = np.full(len(means), STATIC, dtype=np.int64)
+    idx = np.nonzero(movable)[0]
+    min_size = max(1, int(grouping.min_part_fraction * visible.sum()))
+    groups = group_parts(means[idx] + art[idx, CENTRE], grouping.radius, min_size)
+    labels[idx] = groups
+    joints = []
+    for jtype, axis, pivot in joints_from_votes(means[idx], groups, art[idx, REVOLUTE][:, 0], art[idx, AXIS],
+                                                means[idx] + art[idx, PIVOT]):
+        lower, upper = DEFAULT_REVOLUTE_RANGE if jtype == "revolute" else DEFAULT_PRISMATIC_RANGE
+        joints.append(PartJoint(jtype, axis, pivot, lower, upper, start=0.0))
+    return ArticulatedState(base, torch.as_tensor(labels, device=base.means.device), joints)

@@ -1,0 +1,138 @@
+"""The articulated imagined state: rigid part motion that matches the simulator, a drag solver, part grouping."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from test_model_network import MINI
+
+from partrm_gym.articulation import (
+    STATIC,
+    ArticulatedState,
+    PartJoint,
+    group_parts,
+    joints_from_votes,
+    move_gaussians,
+    solve_joint_value,
+    true_joint_geometry,
+)
+from partrm_gym.envs.task import TaskConfig, observation_camera
+from partrm_gym.gaussians import Gaussians
+from partrm_gym.scene import Scene
+
+
+@pytest.mark.parametrize("category", ["storage_door", "storage_drawer", "laptop", "microwave", "trashcan"])
+def test_joint_geometry_moves_points_as_the_simulator_does(category):
+    rng = np.random.default_rng(0)
+    with Scene.procedural(category, 5) as scene:
+        for k, joint in enumerate(scene.joints[:2]):
+            q = scene.get_joint_states()
+            jtype, axis, pivot = true_joint_geometry(scene, k)
+            assert jtype == joint.type
+            local = rng.normal(size=(6, 3)) * 0.05
+            before = scene.to_world(joint.child_link, local)
+            moved = q.copy()
+            moved[k] = joint.lower + 0.8 * joint.range
+            scene.set_joint_states(moved)
+            after = scene.to_world(joint.child_link, local)
+            scene.set_joint_states(q)
+            model = PartJoint(jtype, axis, pivot, joint.lower, joint.upper, q[k])
+            predicted = model.move_points(before, moved[k] - q[k])
+            assert np.abs(predicted - after).max() < 1e-6
+
+
+def _random_gaussians(n: int, seed: int = 0) -> Gaussians:
+    g = torch.Generator().manual_seed(seed)
+    quats = torch.nn.functional.normalize(torch.randn(1, n, 4, generator=g), dim=-1)
+    return Gaussians(torch.rand(1, n, 3, generator=g) - 0.5, torch.rand(1, n, generator=g),
+                     torch.rand(1, n, 3, generator=g) * 0.02 + 1e-3, quats, torch.rand(1, n, 3, generator=g))
+
+
+def _covariances(g: Gaussians) -> torch.Tensor:
+    w, x, y, z = g.quats[0].double().unbind(-1)
+    R = torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+                     2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+                     2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1).reshape(-1, 3, 3)
+    S = torch.diag_embed(g.scales[0].double() ** 2)
+    return R @ S @ R.transpose(1, 2)
+
+
+def test_revolute_motion_is_rigid_and_touches_only_the_part():
+    g = _random_gaussians(200)
+    selected = torch.arange(200) < 80
+    joint = PartJoint("revolute", np.array([0.3, -0.2, 0.9]), np.array([0.1, 0.0, -0.05]), -2.0, 2.0, 0.0)
+    moved = move_gaussians(g, selected, joint, 0.7)
+    for name in ("opacities", "scales", "colors"):
+        assert torch.equal(getattr(moved, name), getattr(g, name))
+    assert torch.equal(moved.means[0, ~selected], g.means[0, ~selected])
+    assert torch.equal(moved.quats[0, ~selected], g.quats[0, ~selected])
+    expected = joint.move_points(g.means[0, selected].double().numpy(), 0.7)
+    assert np.abs(moved.means[0, selected].double().numpy() - expected).max() < 1e-5
+    # the covariance turns with the part: Σ' = R Σ Rᵀ
+    from partrm_gym.articulation import rotation_matrices
+
+    R = torch.as_tensor(rotation_matrices(joint.axis, np.array([0.7]))[0])
+    cov, cov_moved = _covariances(g)[selected], _covariances(moved)[selected]
+    assert torch.allclose(cov_moved, R @ cov @ R.T, atol=1e-6)
+
+
+def test_solver_recovers_the_joint_value_of_a_drag():
+    camera = observation_camera(TaskConfig(resolution=64))
+    cases = (("prismatic", [1.0, 0.0, 0.0], 0.0, 0.3), ("revolute", [0.0, 0.0, 1.0], 0.0, 1.5))
+    for jtype, axis, lower, upper in cases:
+        joint = PartJoint(jtype, np.array(axis), np.array([0.2, -0.2, 0.0]), lower, upper, start=0.1)
+        point = np.array([0.25, 0.05, 0.1])
+        for q in (0.05, 0.2, upper * 0.9):
+            target, _ = camera.project(joint.move_points(point[None], q - joint.value))
+            assert solve_joint_value(joint, point, target[0], camera) == pytest.approx(q, abs=2e-3 * (upper - lower))
+        far, _ = camera.project(joint.move_points(point[None], upper + 0.2 * (upper - lower) - joint.value))
+        assert solve_joint_value(joint, point, far[0], camera) == pytest.approx(upper)  # clamped to the limit
+
+
+def test_grouping_separates_parts_that_share_an_axis():
+    rng = np.random.default_rng(0)
+    centres = np.concatenate([rng.normal([0.3, 0.0, 0.2], 0.01, (50, 3)), rng.normal([0.3, 0.0, -0.2], 0.01, (60, 3)),
+                              rng.normal([0.0, 0.4, 0.0], 0.01, (2, 3))])
+    labels = group_parts(centres, radius=0.06, min_size=5)
+    assert len(set(labels[:50])) == 1 and len(set(labels[50:110])) == 1 and labels[0] != labels[50]
+    assert (labels[110:] == STATIC).all()  # too few votes to be a part
+    means = centres.copy()
+    axes = np.tile([1.0, 0.0, 0.0], (112, 1)) + rng.normal(0, 0.05, (112, 3))
+    joints = joints_from_votes(means, labels, np.zeros(112), axes, means)
+    assert [j[0] for j in joints] == ["prismatic", "prismatic"]
+    assert all(abs(j[1] @ [1.0, 0.0, 0.0]) > 0.99 for j in joints)
+
+
+def test_state_moves_each_part_from_its_start_and_clamps():
+    g = _random_gaussians(100)
+    labels = torch.full((100,), STATIC)
+    labels[10:40], labels[60:70] = 0, 1
+    joints = [PartJoint("prismatic", np.array([1.0, 0, 0]), np.zeros(3), 0.0, 0.3, start=0.1),
+              PartJoint("revolute", np.array([0, 0, 1.0]), np.zeros(3), -1.0, 1.0, start=0.0)]
+    state = ArticulatedState(g, labels, joints)
+    assert torch.equal(state.gaussians().means, g.means)  # at the start values nothing moved
+    assert state.set_value(0, 5.0) == 0.3
+    out = state.gaussians().means[0]
+    assert torch.allclose(out[10:40], g.means[0, 10:40] + torch.tensor([0.2, 0.0, 0.0]))
+    assert torch.equal(out[labels == STATIC], g.means[0][labels == STATIC])
+    assert torch.equal(out[60:70], g.means[0, 60:70])
+    with pytest.raises(ValueError, match="labels"):
+        ArticulatedState(g, labels[:5], joints)
+
+
+def test_articulated_network_outputs_have_the_documented_layout():
+    from partrm_gym.model.partrm import AXIS, MOVABLE, PartRM
+
+    cfg = replace(MINI, articulation_head=True)
+    net = PartRM(cfg).eval()
+    images, plucker = torch.rand(2, 4, 3, 16, 16), torch.rand(2, 4, 6, 16, 16)
+    with torch.no_grad():
+        splatter, art = net.forward_articulated(images, plucker)
+        plain = net(images, plucker)
+    assert torch.allclose(splatter, plain)  # the head does not change the reconstruction
+    assert art.shape == (2, 4, 11, cfg.output_size, cfg.output_size)
+    assert ((art[:, :, MOVABLE] >= 0) & (art[:, :, MOVABLE] <= 1)).all()
+    assert torch.allclose(art[:, :, AXIS].norm(dim=2), torch.ones(()), atol=1e-4)
