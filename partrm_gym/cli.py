@@ -197,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--joint", type=non_negative_int, default=0, help="which movable joint the drag moves")
     p.add_argument("--segmenter", default="sim", choices=["sim", "classical"],
                    help="part mask for drag propagation: simulator link mask, or OpenCV as on a real photo")
+    p.add_argument("--rollout-steps", type=non_negative_int, default=None,
+                   help="scripted drags of the imagined-vs-simulated rollout (default 4; 0: none)")
     p.set_defaults(func=_demo, out_kind="folder")
 
     p = sub.add_parser("sim-preview", help="PNG grid of an object's canonical + evaluation views in 3 states")

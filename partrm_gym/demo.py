@@ -7,6 +7,13 @@ and transferred into the model's 4 views. The bundled model predicts the next st
 Gaussians, which are rendered from the 8 evaluation cameras beside the simulator's renders
 of state B, scored against the two baselines of ``partrm-gym eval`` (nothing moves / the GT
 splatter of B), orbited into a GIF and exported as ``.ply``.
+
+Then a short closed-loop rollout on a held-out task of the same category: the PyBullet twin and
+the world-model env (articulated transition, the same model) are reset with the same seed, the
+scripted policy reads the twin's observation and each drag is applied in both. ``rollout.gif``
+shows simulated | imagined | imagined part labels per step and ``rollout.csv`` the true and
+imagined joint fractions with the PSNR between the two observations. A model without an
+articulation head skips the rollout (a note in ``metrics.md``).
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ import torch
 from partrm_gym.assets import HELD_OUT_CATEGORY
 from partrm_gym.cameras import Camera, canonical_rig, evaluation_rig, orbit_camera, stack_cameras
 from partrm_gym.drags import drags_between_states, to_pixels
+from partrm_gym.envs.sim_env import PartRMSimEnv
 from partrm_gym.envs.task import TaskConfig, observation_camera
+from partrm_gym.envs.world_model_env import PartRMEnv
 from partrm_gym.errors import UsageError
 from partrm_gym.gaussians import Gaussians, save_ply
 from partrm_gym.gt_splatter import gt_splatter
@@ -32,6 +41,7 @@ from partrm_gym.metrics import chamfer_distance, psnr, ssim
 from partrm_gym.model.drag_propagation import drags_for_model
 from partrm_gym.model.segmenters import ClassicalSegmenter, SimLinkSegmenter
 from partrm_gym.model.world_model import WorldModel
+from partrm_gym.policies.scripted import ScriptedPolicy
 from partrm_gym.preview import image_grid, to_uint8_image
 from partrm_gym.rendering import rasterize
 from partrm_gym.scene import SIM_BACKGROUND, Scene
@@ -39,6 +49,9 @@ from partrm_gym.train.evaluate import simulator_points, splatter_points
 
 DEMO_SEED = 2_000_100  # a held-out-category instance outside data/default's test objects
 ARROW_COLOUR = (220, 30, 30)
+# imagined part labels: nothing, static body, the task part, then the other parts in turn
+LABEL_NONE, LABEL_STATIC, LABEL_TASK = (255, 255, 255), (170, 170, 170), (230, 40, 40)
+LABEL_PARTS = ((40, 110, 230), (40, 170, 70), (240, 170, 30), (150, 60, 200), (30, 180, 190))
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,7 @@ class DemoConfig:
     resolution: int = 128  # of the figures and of the 8 evaluation views
     orbit_frames: int = 36
     segmenter: str = "sim"  # "sim" (exact link mask) or "classical" (OpenCV, as on a real photo)
+    rollout_steps: int = 4  # drags of the closed-loop rollout (0: no rollout)
 
 
 def _render(gaussians: Gaussians, cameras: list[Camera]) -> torch.Tensor:
@@ -68,6 +82,84 @@ def _draw_drag(image: np.ndarray, drag: np.ndarray, camera: Camera) -> np.ndarra
     cv2.arrowedLine(big, (int(x0), int(y0)), (int(x1), int(y1)), ARROW_COLOUR, scale, tipLength=0.2)
     cv2.circle(big, (int(x0), int(y0)), 2 * scale, ARROW_COLOUR, -1)
     return big
+
+
+def colour_part_labels(labels: np.ndarray, task_part: int | None) -> np.ndarray:
+    """(H, W) part labels (-2 nothing, -1 static body, k part k) -> (H, W, 3) uint8: white, grey, the task part
+    red, other parts from a small fixed palette (by part index, so a part keeps its colour over a rollout)."""
+    out = np.empty((*labels.shape, 3), np.uint8)
+    out[:] = LABEL_NONE
+    out[labels == -1] = LABEL_STATIC
+    for k in np.unique(labels[labels >= 0]):
+        out[labels == k] = LABEL_TASK if k == task_part else LABEL_PARTS[int(k) % len(LABEL_PARTS)]
+    return out
+
+
+def _rollout_frame(panels: list[np.ndarray], step: int, steps: int) -> np.ndarray:
+    """simulated | imagined | imagined parts, under a header with the titles (if they fit) and the step."""
+    grid = image_grid([panels])
+    header = np.full((14, grid.shape[1], 3), 255, np.uint8)
+    w = panels[0].shape[1]
+    titles = [f"simulated, step {step}/{steps}", "imagined", "imagined parts"] if w >= 96 else [f"{step}/{steps}"]
+    for j, title in enumerate(titles):
+        cv2.putText(header, title, (2 + j * (w + 2), 11), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([header, grid])
+
+
+def run_rollout(out: str | Path, model: WorldModel, cfg: DemoConfig) -> tuple[dict[str, Path], list[str]]:
+    """The closed-loop rollout: ``cfg.rollout_steps`` scripted drags read off the twin's observation and applied
+    to the twin and to the world-model env (articulated transition, ``model``) on the same held-out task.
+    Writes ``rollout.gif`` and ``rollout.csv`` (one row per step, step 0 = after reset) into ``out``; returns
+    their paths and Markdown lines for the metrics text (a one-line note, and no files, without a head)."""
+    if cfg.rollout_steps <= 0:
+        return {}, []
+    if not model.has_articulation:
+        return {}, ["", "Rollout skipped: this model has no articulation head (its config.yaml lacks "
+                        "`articulation_head: true`), so it has no articulated transition."]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    task = {"category": cfg.category, "split": "test", "resolution": cfg.resolution,
+            "max_steps": max(cfg.rollout_steps, 1)}
+    sim, imagined = PartRMSimEnv(**task), PartRMEnv(world_model=model, transition="articulated", **task)
+    policy = ScriptedPolicy(cfg.seed)
+    frames, rows = [], []
+    try:
+        sim_obs, sim_info = sim.reset(seed=cfg.seed)
+        im_obs, im_info = imagined.reset(seed=cfg.seed)
+        assert (sim.task.seed, sim.task.joint) == (imagined.task.seed, imagined.task.joint)  # one seed, one task
+        for step in range(cfg.rollout_steps + 1):
+            if step:  # no early stop: exactly rollout_steps drags, whatever the twin says
+                action = policy(sim_obs)
+                sim_obs, _, _, _, sim_info = sim.step(action)
+                im_obs, _, _, _, im_info = imagined.step(action)
+            labels = imagined.part_labels()[0]
+            frames.append(_rollout_frame([sim_obs["image"], im_obs["image"],
+                                          colour_part_labels(labels, imagined.task_part)], step, cfg.rollout_steps))
+            score = psnr(torch.from_numpy(im_obs["image"]).float() / 255.0,
+                         torch.from_numpy(sim_obs["image"]).float() / 255.0)
+            rows.append((step, sim_info["joint_fraction"], im_info["joint_fraction"], sim_info["goal_fraction"],
+                         float(score)))
+        category, object_seed, joint = sim.task.category, sim.task.seed, sim.task.joint
+        part = sim.scene.joints[joint]
+        task_part = imagined.task_part
+    finally:
+        sim.close()
+        imagined.close()
+
+    files = {"rollout_gif": out / "rollout.gif", "rollout_csv": out / "rollout.csv"}
+    atomic_write_gif(files["rollout_gif"], np.stack(frames), frame_ms=600)
+    csv = ["step,true_joint_fraction,imagined_joint_fraction,goal_fraction,psnr_imagined_vs_simulated_db"]
+    csv += [f"{s},{t:.4f},{i:.4f},{g:.4f},{p:.2f}" for s, t, i, g, p in rows]
+    atomic_write_text(files["rollout_csv"], "\n".join(csv) + "\n")
+    found = f"imagined part {task_part}" if task_part is not None else "no imagined part found"
+    lines = ["", f"## Closed-loop rollout: {category} #{object_seed} (held-out task, reset seed {cfg.seed}), "
+                 f"{part.semantic or part.type} joint '{part.name}' ({found})", "",
+             f"{cfg.rollout_steps} scripted drags read off the simulator's observation, each replayed in "
+             "imagination (articulated transition); step 0 is the state after reset.", "",
+             "| step | true joint fraction | imagined joint fraction | goal fraction | PSNR imagined vs simulated |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {s} | {t:.3f} | {i:.3f} | {g:.3f} | {p:.2f} |" for s, t, i, g, p in rows]
+    return files, lines
 
 
 def run_demo(out: str | Path, model_path: str | None = None, cfg: DemoConfig | None = None,
@@ -141,17 +233,22 @@ def run_demo(out: str | Path, model_path: str | None = None, cfg: DemoConfig | N
              f"Scored in the 8 evaluation views at {cfg.resolution}² against the simulator's state B:", "",
              "| prediction of state B | PSNR ↑ | SSIM ↑ | Chamfer (m) ↓ |", "|---|---|---|---|"]
     lines += [f"| {n} | {p:.2f} | {s:.4f} | {c:.4f} |" for n, p, s, c in rows]
+    rollout_files, rollout_lines = run_rollout(out, model, cfg)
+    files.update(rollout_files)
+    lines += rollout_lines
     atomic_write_text(files["metrics"], "\n".join(lines) + "\n")
     return files
 
 
 def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    given = {"category": args.category, "seed": args.seed, "joint": args.joint, "segmenter": args.segmenter}
+    given = {"category": args.category, "seed": args.seed, "joint": args.joint, "segmenter": args.segmenter,
+             "rollout_steps": args.rollout_steps}
     cfg = DemoConfig(**{k: v for k, v in given.items() if v is not None})
     files = run_demo(args.out, args.model, cfg)
     print(Path(files["metrics"]).read_text())
+    width = max(map(len, files))
     for name, path in files.items():
-        print(f"{name:>8}: {path}")
+        print(f"{name:>{width}}: {path}")
     print(f"done in {time.perf_counter() - t0:.1f} s")
     return 0

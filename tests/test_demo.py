@@ -1,0 +1,50 @@
+"""``partrm-gym demo``'s closed-loop rollout with a tiny random model: the GIF, the CSV, and the skip without a head."""
+
+from dataclasses import replace
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+from test_model_network import MINI
+
+from partrm_gym.demo import DemoConfig, colour_part_labels, run_demo, run_rollout
+from partrm_gym.model.partrm import PartRM
+from partrm_gym.model.world_model import WorldModel
+
+CFG = DemoConfig(resolution=32, rollout_steps=2, orbit_frames=2)
+
+
+def test_rollout_writes_one_gif_frame_and_csv_row_per_step(tmp_path):
+    torch.manual_seed(0)
+    files, lines = run_rollout(tmp_path, WorldModel(PartRM(MINI), MINI), CFG)
+    assert set(files) == {"rollout_gif", "rollout_csv"} and all(p.parent == tmp_path for p in files.values())
+    frames = iio.imread(files["rollout_gif"])
+    # step 0 (after reset) and 2 drags; simulated | imagined | parts, 32 px each, 2 px apart, under a 14 px header
+    assert frames.shape == (3, 14 + 32 + 4, 3 * 32 + 4 * 2, 3)
+    rows = [r.split(",") for r in files["rollout_csv"].read_text().splitlines()]
+    assert rows[0] == ["step", "true_joint_fraction", "imagined_joint_fraction", "goal_fraction",
+                       "psnr_imagined_vs_simulated_db"]
+    assert [r[0] for r in rows[1:]] == ["0", "1", "2"]
+    values = np.array([[float(v) for v in r[1:]] for r in rows[1:]])
+    assert np.isfinite(values[:, :3]).all() and (values[:, :3] >= -1e-6).all() and (values[:, :3] <= 1 + 1e-6).all()
+    assert values[0, 0] == values[0, 1]  # both resets start the task joint at the same value
+    assert len(set(values[:, 2])) == 1  # the goal does not move
+    table = [line for line in lines if line.startswith("| ")]
+    assert len(table) == 1 + 3 and "Closed-loop rollout" in "\n".join(lines)
+
+
+def test_part_label_colours():
+    labels = np.array([[-2, -1, 0, 1]])
+    rgb = colour_part_labels(labels, task_part=1)
+    assert rgb.shape == (1, 4, 3) and rgb.dtype == np.uint8
+    assert (rgb[0, 0] == 255).all() and len({tuple(c) for c in rgb[0]}) == 4
+    assert tuple(rgb[0, 3]) == (230, 40, 40)  # the task part is highlighted
+
+
+def test_demo_without_an_articulation_head_skips_the_rollout_with_a_note(tmp_path):
+    torch.manual_seed(0)
+    no_head = replace(MINI, articulation_head=False)
+    files = run_demo(tmp_path, cfg=CFG, world_model=WorldModel(PartRM(no_head), no_head))
+    assert "rollout_gif" not in files and not (tmp_path / "rollout.gif").exists()
+    notes = [line for line in files["metrics"].read_text().splitlines() if "Rollout skipped" in line]
+    assert len(notes) == 1 and "articulation head" in notes[0]
