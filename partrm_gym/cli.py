@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from partrm_gym.errors import UsageError, UserError
+from partrm_gym.threads import THREADS_ENV, set_threads
 
 PROG = "partrm-gym"
 USAGE_EXIT = 2
@@ -187,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true",
                         help=f"show the traceback of user errors too (or set {DEBUG_ENV}=1)")
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                        help=f"CPU threads of torch in this process (default: ${THREADS_ENV}, else "
+                             "$OMP_NUM_THREADS, else the cores available); give each of several "
+                             "processes running at once 1")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="one image + one drag -> the imagined next state beside the simulated truth")
@@ -215,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", type=non_negative_int, default=0, help="this job's shard index (0-based)")
     p.add_argument("--num-shards", type=positive_int, default=1, help="total number of shards")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="processes generating objects side by side, one thread each (default 1: this process); "
+                        "the dataset is the same for any number")
     p.set_defaults(func=_datagen, out_kind="folder")
 
     p = sub.add_parser("verify", help="check a dataset and name every missing or corrupt file")
@@ -330,6 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         _check_outputs(args)
+        set_threads(args.threads)  # every command runs with a deliberate thread count (imports torch)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

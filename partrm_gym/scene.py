@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pybullet as p
-from pybullet_utils.bullet_client import BulletClient
 
 from partrm_gym.assets.partnet import load_partnet_folder, validate_urdf
 from partrm_gym.assets.procedural import Part, ProceduralObject, generate
@@ -150,6 +148,12 @@ def _report_native_output(out: NativeOutput, what: Path | str, action: str) -> N
         warnings.warn(f"{what}: PyBullet reported errors while {action}: {out.error_summary()}", stacklevel=3)
     if out.text.strip() and _log.isEnabledFor(logging.DEBUG):
         _log.debug("PyBullet output while %s %s:\n%s", action, what, out.text.rstrip())
+
+
+# PyBullet's C code prints its build date when the module is first imported; a library must not print.
+with captured_native_output():
+    import pybullet as p  # noqa: E402
+    from pybullet_utils.bullet_client import BulletClient  # noqa: E402
 
 
 class SceneError(UserError, RuntimeError):

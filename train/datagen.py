@@ -14,9 +14,15 @@ dataset of the same config, and an unfinished object folder holding a file it do
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import pickle
 import re
 import shutil
+import signal
+import threading
 import time
+import traceback
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +34,11 @@ from partrm_gym.assets import generate
 from partrm_gym.cameras import canonical_rig, dataset_rig
 from partrm_gym.config import to_dict
 from partrm_gym.drags import drags_between_states, grasped_joint, pad_drags
+from partrm_gym.errors import UsageError
 from partrm_gym.gt_splatter import fit_splatter, splatter_from_frames
 from partrm_gym.io import atomic_write_text
 from partrm_gym.scene import Scene
+from partrm_gym.threads import set_threads
 from partrm_gym.train.data_config import DataConfig, ObjectSpec, load_data_config, plan_objects, shard_objects
 from partrm_gym.train.data_format import (
     CONFIG_FILE,
@@ -229,11 +237,86 @@ def _remove_unfinished(folder: Path, aside: Path) -> None:
     shutil.rmtree(aside)
 
 
-def run_shard(cfg: DataConfig, out: Path, shard: int = 0, num_shards: int = 1, progress: bool = True) -> dict:
+def _generate_one(cfg: DataConfig, out: Path, spec: ObjectSpec) -> tuple[int, bool]:
+    """Generate one object into its ``.partial-*`` folder and rename it into place; returns its
+    number of states and whether it replaced a complete-looking folder (a repair)."""
+    final = object_dir(out, spec)
+    partial = final.with_name(PARTIAL_PREFIX + spec.object_id)
+    if partial.exists() or partial.is_symlink():  # left by a killed run: start this object again
+        _remove_unfinished(partial, partial)
+    repaired = False
+    if final.exists() or final.is_symlink():  # without object.json (cannot come from a rename) or incomplete
+        repaired = (final / OBJECT_FILE).is_file()
+        _remove_unfinished(final, partial)
+    partial.mkdir(parents=True)
+    meta = generate_object(cfg, spec, partial)
+    partial.rename(final)
+    return len(meta["states"]), repaired
+
+
+def _worker_init() -> None:
+    """A datagen worker: one thread (the workers share the cores), and Ctrl-C is the parent's to handle."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    set_threads(1)
+
+
+def _worker_generate(job: tuple[DataConfig, Path, ObjectSpec]) -> tuple[str, object]:
+    """Run :func:`_generate_one` in a worker; an error comes back as a value (not Pool's remote
+    traceback), re-raised by the parent with its own type and message."""
+    try:
+        return "ok", _generate_one(*job)
+    except Exception as e:  # noqa: BLE001 - handed to the parent, which re-raises it
+        detail = traceback.format_exc()
+        try:
+            pickle.loads(pickle.dumps(e))
+        except Exception:  # noqa: BLE001 - an exception that cannot cross processes: keep its text
+            e = RuntimeError(f"{type(e).__name__}: {e}")
+        return "error", (e, detail)
+
+
+class _WorkerTraceback(Exception):
+    """Where in the worker the error was raised (the cause of the re-raised error; shown with --debug)."""
+
+
+def _generate_parallel(cfg: DataConfig, out: Path, todo: list[ObjectSpec], workers: int) -> Iterator[tuple[int, bool]]:
+    """:func:`_generate_one` for every object of ``todo`` in ``workers`` spawned processes, yielded as they finish."""
+    ctx = multiprocessing.get_context("spawn")  # PyBullet and torch do not survive fork
+    # Workers start with Ctrl-C ignored (inherited), so only this process sees it and stops them.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
+    try:
+        pool = ctx.Pool(min(workers, len(todo)), initializer=_worker_init)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+    finished = False
+    try:
+        for status, value in pool.imap_unordered(_worker_generate, [(cfg, out, s) for s in todo], chunksize=1):
+            if status == "error":
+                error, detail = value
+                raise error from _WorkerTraceback("in a datagen worker:\n" + detail)
+            yield value
+        finished = True
+    finally:
+        if finished:
+            pool.close()
+        else:  # an error, Ctrl-C or an abandoned loop: stop the workers (their objects stay .partial-*)
+            pool.terminate()
+        pool.join()
+
+
+def run_shard(cfg: DataConfig, out: Path, shard: int = 0, num_shards: int = 1, progress: bool = True,
+              workers: int = 1) -> dict:
     """Generate (or finish, or repair) one shard; returns the shard summary it writes, plus ``"run"``:
     ``{"generated", "already_present", "repaired"}`` object counts of this call (not written to disk, so
     the summary file of a resumed run is byte-identical to an uninterrupted one). ``repaired`` counts the
-    generated objects that replaced a complete-looking folder with missing or empty files."""
+    generated objects that replaced a complete-looking folder with missing or empty files.
+
+    ``workers`` > 1 generates whole objects in that many spawned processes of one thread each; every
+    object's randomness is its own (:func:`_object_rng`), so the dataset is byte-identical for any
+    ``workers``. With 1 the objects are generated in this process, in order."""
+    if workers < 1:
+        raise UsageError(f"workers = {workers} is out of range: it must be >= 1")
     specs = shard_objects(plan_objects(cfg), shard, num_shards)  # UsageError before anything is written
     _check_out_folder(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -242,21 +325,19 @@ def run_shard(cfg: DataConfig, out: Path, shard: int = 0, num_shards: int = 1, p
     t0, states, repaired = time.perf_counter(), 0, 0
     bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc=f"datagen shard {shard}/{num_shards}",
                unit="obj", disable=not progress)
-    for spec in todo:
-        final = object_dir(out, spec)
-        partial = final.with_name(PARTIAL_PREFIX + spec.object_id)
-        if partial.exists() or partial.is_symlink():  # left by a killed run: start this object again
-            _remove_unfinished(partial, partial)
-        if final.exists() or final.is_symlink():  # without object.json (cannot come from a rename) or incomplete
-            repaired += (final / OBJECT_FILE).is_file()
-            _remove_unfinished(final, partial)
-        partial.mkdir(parents=True)
-        meta = generate_object(cfg, spec, partial)
-        partial.rename(final)
-        states += len(meta["states"])
-        bar.update(1)
-        bar.set_postfix(states_per_s=f"{states / (time.perf_counter() - t0):.1f}")
-    bar.close()
+    if workers == 1 or len(todo) <= 1:
+        done: Generator[tuple[int, bool], None, None] = (_generate_one(cfg, out, spec) for spec in todo)
+    else:
+        done = _generate_parallel(cfg, out, todo, workers)
+    try:
+        for n_states, was_repaired in done:
+            states += n_states
+            repaired += was_repaired
+            bar.update(1)
+            bar.set_postfix(states_per_s=f"{states / (time.perf_counter() - t0):.1f}")
+    finally:
+        done.close()  # the worker pool, if any, is stopped before this returns or raises
+        bar.close()
     summary = _shard_summary(out, specs, shard, num_shards)
     write_json(out / SHARDS_DIR / shard_file(shard, num_shards), summary)
     return {**summary, "run": {"generated": len(todo), "already_present": len(specs) - len(todo),
@@ -301,7 +382,8 @@ def main(args: argparse.Namespace) -> int:
     cfg = load_data_config(args.config)
     out = Path(args.out)
     t0 = time.perf_counter()
-    summary = run_shard(cfg, out, args.shard, args.num_shards, progress=not args.quiet)
+    summary = run_shard(cfg, out, args.shard, args.num_shards, progress=not args.quiet,
+                        workers=getattr(args, "workers", 1))
     manifest = merge_manifest(out)
     dt = time.perf_counter() - t0
     run = summary["run"]

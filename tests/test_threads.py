@@ -1,0 +1,105 @@
+"""Deliberate thread counts: set_threads, the global --threads flag, and datagen --workers."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from partrm_gym import cli
+from partrm_gym.config import to_dict
+from partrm_gym.threads import CHILD_ENV_VARS, THREADS_ENV, available_cores, set_threads
+from partrm_gym.train.data_config import DataConfig
+from partrm_gym.train.data_format import PARTIAL_PREFIX, DatasetError
+from partrm_gym.train.datagen import run_shard
+
+TINY = {
+    "name": "threads", "seed": 5, "categories": ["laptop", "storage_drawer"], "test_category": "microwave",
+    "train_objects_per_category": 1, "val_objects_per_category": 1, "test_objects": 1, "max_parts_per_object": 1,
+    "states_per_part": 2, "max_drags": 2, "input_resolution": 16, "splatter_resolution": 8, "view_resolution": 16,
+}
+
+
+@pytest.fixture
+def restore_threads(monkeypatch):
+    """set_threads changes this process's torch threads and environment; put both back afterwards."""
+    for name in (THREADS_ENV, *CHILD_ENV_VARS):
+        if name in os.environ:
+            monkeypatch.setenv(name, os.environ[name])
+        else:
+            monkeypatch.delenv(name, raising=False)
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_workers_make_the_same_bytes(tmp_path, restore_threads, capsys):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    one, two = tmp_path / "one", tmp_path / "two"
+    for out, workers in ((one, "1"), (two, "2")):
+        argv = ["--threads", "1", "datagen", str(config), "--out", str(out), "--quiet", "--workers", workers]
+        assert cli.main(argv) == 0
+        assert "5 generated, 0 already present (5 objects, 10 states)" in capsys.readouterr().out
+    assert multiprocessing.active_children() == []
+    files_one, files_two = _files(one), _files(two)
+    assert sorted(files_one) == sorted(files_two)
+    assert any(name.startswith("shards/") for name in files_one) and "manifest.json" in files_one
+    assert not [name for name in files_one if PARTIAL_PREFIX in name]
+    different = [name for name in files_one if files_one[name] != files_two[name]]
+    assert different == []
+
+
+def test_a_worker_error_keeps_its_type_and_message(tmp_path):
+    cfg = DataConfig(**{**TINY, "categories": tuple(TINY["categories"])})
+    out = tmp_path / "data"
+    out.mkdir()
+    (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))  # a dataset of this config
+    stray = out / "objects" / f"{PARTIAL_PREFIX}laptop_0050000" / "notes.txt"  # the first object's partial folder
+    stray.parent.mkdir(parents=True)
+    stray.write_text("not datagen's")
+    with pytest.raises(DatasetError, match="is not something datagen writes") as caught:
+        run_shard(cfg, out, progress=False, workers=2)
+    assert "Traceback" not in str(caught.value)
+    assert "in a datagen worker" in str(caught.value.__cause__)
+    assert multiprocessing.active_children() == []
+    assert stray.read_text() == "not datagen's"
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_set_threads_sets_torch_and_child_env(n, restore_threads):
+    assert set_threads(n) == n
+    assert torch.get_num_threads() == n
+    assert all(os.environ[name] == str(n) for name in CHILD_ENV_VARS)
+
+
+def test_set_threads_default(monkeypatch, restore_threads):
+    monkeypatch.setenv(THREADS_ENV, "1")
+    assert set_threads() == 1 and torch.get_num_threads() == 1
+    monkeypatch.delenv(THREADS_ENV)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert set_threads() == available_cores() == torch.get_num_threads()
+
+
+@pytest.mark.parametrize("argv", [["--threads", "0", "verify", "x"], ["--threads", "two", "verify", "x"]])
+def test_bad_threads_is_a_usage_error(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("partrm-gym: error: argument --threads"), lines
+
+
+def test_bad_threads_env_is_a_usage_error(monkeypatch, capsys, restore_threads):
+    monkeypatch.setenv(THREADS_ENV, "0")
+    assert cli.main(["verify", "x"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and THREADS_ENV in lines[0], lines
