@@ -17,6 +17,16 @@ WORLD_MODEL_ENTRY_POINT = "partrm_gym.envs.world_model_env:PartRMEnv"
 VECTOR_ENTRY_POINT = "partrm_gym.envs.vector_env:PartRMVectorEnv"
 
 
+def check_env_id(env_id: str) -> None:
+    """Raise a UsageError listing this package's env IDs if ``env_id`` is not one of them."""
+    register_envs()
+    ours = sorted(k for k in gym.registry if k.startswith(("PartRM-", "PartRMSim-")))
+    if env_id not in ours:
+        from partrm_gym.errors import UsageError
+
+        raise UsageError(f"unknown env {env_id!r}; choose one of {ours}")
+
+
 def register_envs() -> None:
     for name, category in ENV_CATEGORIES.items():
         for prefix, entry in (("PartRMSim", SIM_ENTRY_POINT), ("PartRM", WORLD_MODEL_ENTRY_POINT)):

@@ -17,9 +17,9 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from pathlib import Path
 
-from partrm_gym.errors import UsageError, UserError
+from partrm_gym.errors import UserError
+from partrm_gym.io import check_output_file, check_output_folder
 from partrm_gym.threads import THREADS_ENV, set_threads
 
 PROG = "partrm-gym"
@@ -52,28 +52,6 @@ def _count(minimum: int):
 
 
 positive_int, non_negative_int = _count(1), _count(0)
-
-
-def check_output_folder(path: str | Path, flag: str = "--out") -> Path:
-    """Refuse an output folder that cannot be one, before any work is done (not after it)."""
-    path = Path(path)
-    for parent in (path, *path.parents):
-        if parent.exists():
-            if not parent.is_dir():
-                raise UsageError(f"{flag} {path}: {parent} is a file, not a folder; give a folder path")
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise UsageError(f"{flag} {path}: {parent} is not writable; choose another folder")
-            break
-    return path
-
-
-def check_output_file(path: str | Path, flag: str = "--out") -> Path:
-    """Refuse an output file path that is a folder or whose folder cannot be made, before any work."""
-    path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"{flag} {path}: is a folder; give a file path (e.g. {path / 'bench.md'})")
-    check_output_folder(path.parent, flag)
-    return path
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -344,9 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except (UserError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
-        # What the user gave is wrong: say so in one line. (An OSError without a file name is not the user's.)
-        if isinstance(e, OSError) and not isinstance(e, UserError) and not e.filename:
-            raise
+        # What the user gave is wrong (a path that is not there or not usable): say so in one line.
         if debug:
             traceback.print_exc()
         print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)

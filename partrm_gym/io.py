@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from partrm_gym.errors import UsageError
+
 
 def _current_umask() -> int:
     """The process umask, read now (the user or a caller may change it at any time).
@@ -92,3 +94,25 @@ def atomic_write_gif(path: str | Path, frames: Any, frame_ms: int = 500) -> None
     import imageio.v3 as iio
 
     atomic_write_bytes(path, iio.imwrite("<bytes>", frames, extension=".gif", duration=frame_ms, loop=0))
+
+
+def check_output_folder(path: str | Path, flag: str = "--out") -> Path:
+    """Refuse an output folder that cannot be one, before any work is done (not after it)."""
+    path = Path(path)
+    for parent in (path, *path.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{flag} {path}: {parent} is a file, not a folder; give a folder path")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise UsageError(f"{flag} {path}: {parent} is not writable; choose another folder")
+            break
+    return path
+
+
+def check_output_file(path: str | Path, flag: str = "--out") -> Path:
+    """Refuse an output file path that is a folder or whose folder cannot be made, before any work."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a folder; give a file path (e.g. {path / 'bench.md'})")
+    check_output_folder(path.parent, flag)
+    return path

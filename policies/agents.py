@@ -27,6 +27,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from stable_baselines3.common.vec_env import VecEnv
 
 from partrm_gym.config import ConfigError, load_config, save_config
+from partrm_gym.envs.registration import check_env_id
 from partrm_gym.io import atomic_write_json
 from partrm_gym.model.checkpoint import CHECKSUM_KEY, PROVENANCE, file_sha256, read_provenance, weights_match
 from partrm_gym.provenance import provenance
@@ -65,6 +66,7 @@ class AgentConfig:
         for name in ("total_steps", "n_envs", "n_steps", "batch_size", "n_epochs", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        check_env_id(self.env_id)
 
 
 def stacked_space(observation_space: gym.spaces.Dict) -> gym.spaces.Box:
@@ -102,6 +104,7 @@ def make_vec_env(cfg: AgentConfig) -> Any:
 def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, seed: int | None = None) -> gym.Env:
     import partrm_gym  # noqa: F401  (registers the env IDs)
 
+    check_env_id(env_id)
     env = StackImageGoal(gym.make(env_id, **(env_kwargs or {})))
     if seed is not None:
         env.reset(seed=seed)

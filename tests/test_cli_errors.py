@@ -172,3 +172,46 @@ def test_only_shape_4_is_an_action():
         env.step(np.zeros(4, np.float32))  # the valid shape still works
     finally:
         env.close()
+
+
+def test_datagen_refuses_a_foreign_out_folder_and_keeps_the_users_file(tmp_path, capsys):
+    mine = tmp_path / "out" / "objects" / "storage_drawer_0000000" / "mywork.txt"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("precious")
+    rc, _, err = run_cli(["datagen", "data/tiny", "--out", str(tmp_path / "out")], capsys)
+    assert_one_line_usage_error(rc, err, "mywork.txt", "not a dataset folder")
+    assert mine.read_text() == "precious"
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == ["mywork.txt", "objects", "storage_drawer_0000000"]
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["sim-preview", "--category", "spaceship"], ["unknown category 'spaceship'"]),
+    (["policy", "eval", "--policy", "random", "--env", "Bogus-v0"], ["unknown env 'Bogus-v0'", "PartRMSim-Drawer-v0"]),
+    (["policy", "eval", "--policy", "no/such/agent"], ["no/such/agent"]),
+])
+def test_unknown_names_are_one_line(tmp_path, capsys, argv, fragments):
+    rc, _, err = run_cli([*argv, "--out", str(tmp_path / "o")], capsys)
+    assert_one_line_usage_error(rc, err, *fragments)
+
+
+def test_verify_of_a_missing_folder_is_one_line(tmp_path, capsys):
+    rc, _, err = run_cli(["verify", str(tmp_path / "nothing")], capsys)
+    assert_one_line_usage_error(rc, err, "not a folder")
+
+
+def test_vector_env_takes_only_num_envs_by_4_actions():
+    from test_model_network import MINI
+
+    from partrm_gym.envs.vector_env import PartRMVectorEnv
+    from partrm_gym.model.partrm import PartRM
+    from partrm_gym.model.world_model import WorldModel
+
+    venv = PartRMVectorEnv(2, world_model=WorldModel(PartRM(MINI), MINI), category="drawer", resolution=16, max_steps=2)
+    venv.reset(seed=0)
+    try:
+        for bad in (np.zeros(4), np.zeros((2, 2, 2)), np.zeros((3, 4)), np.zeros(8)):
+            with pytest.raises(ValueError, match=r"shape \(2, 4\)"):
+                venv.step(bad)
+        venv.step(np.zeros((2, 4), np.float32))
+    finally:
+        venv.close()

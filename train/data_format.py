@@ -224,6 +224,11 @@ def check_object_meta(path: Path, meta: Any) -> list[str]:
             raise DatasetError(f"{path}: states[{i}].name {name!r} is not a state name (p<part>_s<k>) or repeats "
                                f"one; {DELETE_AND_REGENERATE}")
         names.append(name)
+    joints = meta["joints"]
+    if not isinstance(joints, list) or not all(isinstance(j, dict) and j.get("type") in ("revolute", "prismatic")
+                                               for j in joints):
+        raise DatasetError(f"{path}: 'joints' must be a list of joints with a type (revolute or prismatic); "
+                           f"{DELETE_AND_REGENERATE}")
     num_pairs = meta["num_pairs"]
     if isinstance(num_pairs, bool) or not isinstance(num_pairs, int) or num_pairs < 0:
         raise DatasetError(f"{path}: num_pairs {num_pairs!r} is not a count; {DELETE_AND_REGENERATE}")

@@ -159,6 +159,16 @@ def generate_object(cfg: DataConfig, spec: ObjectSpec, folder: Path) -> dict:
     return meta
 
 
+def _first_file(path: Path) -> Path:
+    """The first file under ``path`` in sorted order (``path`` itself for a file or an empty folder)."""
+    while path.is_dir() and not path.is_symlink():
+        children = sorted(path.iterdir())
+        if not children:
+            break
+        path = children[0]
+    return path
+
+
 def _check_out_folder(out: Path) -> None:
     """Refuse an --out that exists and is neither empty nor a dataset (one with a config.yaml)."""
     if not out.exists():
@@ -175,8 +185,8 @@ def _check_out_folder(out: Path) -> None:
     if entries:
         more = f" (and {len(entries) - 1} more)" if len(entries) > 1 else ""
         raise DatasetError(f"--out {out} is not empty and is not a dataset folder (no {CONFIG_FILE}): it holds "
-                           f"{entries[0]}{more}. Datagen writes only into a new or empty folder, or resumes a "
-                           "dataset it wrote; give another --out folder (nothing was written)")
+                           f"{_first_file(entries[0])}{more}. Datagen writes only into a new or empty folder, or "
+                           "resumes a dataset it wrote; give another --out folder (nothing was written)")
 
 
 def _check_or_write_config(out: Path, cfg: DataConfig) -> None:

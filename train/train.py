@@ -28,7 +28,7 @@ from torch.utils.data import DistributedSampler, default_collate
 from tqdm import tqdm
 
 from partrm_gym.config import apply_overrides, load_config, save_config
-from partrm_gym.io import atomic_write_image, atomic_write_json
+from partrm_gym.io import atomic_write_image, atomic_write_json, check_output_folder
 from partrm_gym.metrics import psnr
 from partrm_gym.model.checkpoint import load_checkpoint, save_checkpoint
 from partrm_gym.model.config import ModelConfig
@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(TrainConfig, args.config)
     cfg = apply_overrides(cfg, out=args.out, data=args.data, steps=args.steps, init_from=args.init_from)
+    check_output_folder(cfg.out, "out (the run folder)")
 
     # -- processes and devices ------------------------------------------------------------------------
     world = int(os.environ.get("WORLD_SIZE", "1"))

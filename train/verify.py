@@ -169,6 +169,8 @@ def repair_commands(root: Path, report: _Report, manifest: dict | None, cfg: Dat
 
 def main(args: argparse.Namespace) -> int:
     root = Path(args.dataset)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a folder; give the --out folder of `partrm-gym datagen`")
     report, manifest, cfg = _verify(root, progress=True)
     for line in report.problems:
         print(line)

@@ -262,6 +262,8 @@ def load_partnet_folder(folder: str | Path) -> PartNetObject:
             data = json.loads(meta.read_text())
         except json.JSONDecodeError as e:
             raise AssetError(f"{meta}: not valid JSON ({e})") from None
+        if not isinstance(data, dict):
+            raise AssetError(f"{meta}: expected a JSON object with model_cat, got a {type(data).__name__}")
         category = str(data.get("model_cat", ""))
         model_id = str(data.get("anno_id", data.get("model_id", model_id)))
     semantics = _read_semantics(folder / "semantics.txt")

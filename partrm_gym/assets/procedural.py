@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from partrm_gym.assets.urdf import RGBA, ArticulatedObject, Box, Cylinder, Joint, Link, Shape, Vec3
+from partrm_gym.errors import UsageError
 from partrm_gym.io import atomic_write_json, atomic_write_text
 
 PANEL = 0.015  # wall thickness of shells and doors, metres
@@ -348,7 +349,7 @@ ALIASES = {"drawer": "storage_drawer", "door": "storage_door", "cabinet": "stora
 def canonical_category(name: str) -> str:
     key = ALIASES.get(name, name)
     if key not in GENERATORS:
-        raise ValueError(f"unknown category {name!r}; choose one of {sorted(CATEGORIES) + sorted(ALIASES)}")
+        raise UsageError(f"unknown category {name!r}; choose one of {sorted(CATEGORIES) + sorted(ALIASES)}")
     return key
 
 
