@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from partrm_gym.articulation import STATIC, ArticulatedState
+from partrm_gym.articulation import STATIC, ArticulatedState, GroupingConfig
 from partrm_gym.articulation import solve_joint_value as solve_imagined_joint
 from partrm_gym.cameras import stack_cameras
 from partrm_gym.drags import to_pixels
@@ -67,13 +67,15 @@ def render_gaussians(gaussians: Gaussians, cameras: list, background: tuple[floa
 class PartRMEnv(ArticulatedTaskEnv):
     def __init__(self, model_path: str | Path | None = None, device: str = "cpu", segmenter: str = "classical",
                  sam_checkpoint: str | None = None, render_mode: str | None = "rgb_array",
-                 world_model: WorldModel | None = None, transition: str = "articulated", **task_kwargs: Any) -> None:
+                 world_model: WorldModel | None = None, transition: str = "articulated",
+                 grouping: GroupingConfig | None = None, **task_kwargs: Any) -> None:
         super().__init__(render_mode, task_kwargs)
         if segmenter not in ("classical", "sam"):
             raise UsageError(f"segmenter must be 'classical' or 'sam' (no simulator after reset), got {segmenter!r}")
         if transition not in TRANSITIONS:
             raise UsageError(f"transition={transition!r} is not valid; choose one of {list(TRANSITIONS)}")
         self.transition = transition
+        self.grouping = grouping or GroupingConfig()  # how articulation votes become parts
         self.model = world_model or WorldModel.from_pretrained(model_path, device=device)
         if transition == "articulated" and not self.model.has_articulation:
             raise UsageError("transition='articulated' needs a world model with an articulation head (its "
@@ -100,7 +102,7 @@ class PartRMEnv(ArticulatedTaskEnv):
             self._limits = (float(joint.lower), float(joint.upper))
         self._start_value, self._goal_value = float(task.initial[task.joint]), float(task.goal[task.joint])
         if self.transition == "articulated":
-            init_state, goal_state = self.model.predict_articulated(np.stack([init_views, goal_views]))
+            init_state, goal_state = self.model.predict_articulated(np.stack([init_views, goal_views]), self.grouping)
             self._goal_image = render_gaussians(goal_state.base, [self.camera])[0][0]
             self.state = init_state
             self.task_part = self._find_task_part()

@@ -193,28 +193,35 @@ def solve_joint_value(joint: PartJoint, point: np.ndarray, target_uv: np.ndarray
 
 
 # -- joints from per-Gaussian predictions ------------------------------------------------------------------
-def group_parts(centres: np.ndarray, radius: float, min_size: int) -> np.ndarray:
-    """Instance labels (N,) for points voting for part centres (N, 3): greedy density clustering.
+def group_parts(means: np.ndarray, centres: np.ndarray, link: float, radius: float, min_size: int) -> np.ndarray:
+    """Instance labels (N,) of movable Gaussians at ``means`` (N, 3) voting for part centres ``centres`` (N, 3).
 
-    Repeatedly takes the unassigned vote with most unassigned votes within ``radius`` and gives
-    all of those its label; groups smaller than ``min_size`` get STATIC (too few to be a part).
+    Two Gaussians are in one part when a chain of neighbours joins them, each step shorter than ``link``
+    and between Gaussians whose centre votes lie within ``radius`` of each other: a part is a connected
+    surface (robust to noisy votes), and two touching drawers are still two parts (their votes differ).
+    Components smaller than ``min_size`` get STATIC.
     """
-    n = len(centres)
+    n = len(means)
     labels = np.full(n, STATIC, dtype=np.int64)
     if n == 0:
         return labels
+    m = torch.as_tensor(means, dtype=torch.float32)
     c = torch.as_tensor(centres, dtype=torch.float32)
-    near = torch.cdist(c, c) <= radius  # (N, N)
-    free = torch.ones(n, dtype=torch.bool)
+    adjacent = (torch.cdist(m, m) <= link) & (torch.cdist(c, c) <= radius)
+    comp = torch.arange(n)
+    while True:  # label propagation: each node takes the smallest label among its neighbours
+        big = torch.where(adjacent, comp[None, :], n).min(1).values
+        new = torch.minimum(comp, big)
+        if torch.equal(new, comp):
+            break
+        comp = new
+    ids, inverse, counts = torch.unique(comp, return_inverse=True, return_counts=True)
     part = 0
-    while bool(free.any()):
-        counts = (near & free[None]).sum(1).masked_fill(~free, -1)
-        seed = int(counts.argmax())
-        members = near[seed] & free
-        free &= ~members
-        if int(members.sum()) >= min_size:
-            labels[members.numpy()] = part
-            part += 1
+    for k in torch.argsort(counts, descending=True).tolist():
+        if int(counts[k]) < min_size:
+            break
+        labels[(inverse == k).numpy()] = part
+        part += 1
     return labels
 
 
@@ -292,7 +299,8 @@ class GroupingConfig:
 
     movable_threshold: float = 0.5  # a Gaussian is on a movable part above this probability
     min_opacity: float = MIN_VISIBLE_OPACITY  # fainter Gaussians stay with the static body
-    radius: float = 0.06  # world units: votes for part centres closer than this are one part
+    link: float = 0.04  # world units: neighbouring Gaussians of one part are closer than this
+    radius: float = 0.15  # world units: neighbours join one part only if their centre votes are this close
     min_part_fraction: float = 0.01  # of the visible Gaussians; smaller groups are not parts
 
 
@@ -315,7 +323,7 @@ def state_from_prediction(splatter: torch.Tensor, articulation: torch.Tensor,
     labels = np.full(len(means), STATIC, dtype=np.int64)
     idx = np.nonzero(movable)[0]
     min_size = max(1, int(grouping.min_part_fraction * visible.sum()))
-    groups = group_parts(means[idx] + art[idx, CENTRE], grouping.radius, min_size)
+    groups = group_parts(means[idx], means[idx] + art[idx, CENTRE], grouping.link, grouping.radius, min_size)
     labels[idx] = groups
     joints = []
     for jtype, axis, pivot in joints_from_votes(means[idx], groups, art[idx, REVOLUTE][:, 0], art[idx, AXIS],

@@ -94,14 +94,20 @@ def test_solver_recovers_the_joint_value_of_a_drag():
 
 def test_grouping_separates_parts_that_share_an_axis():
     rng = np.random.default_rng(0)
-    centres = np.concatenate([rng.normal([0.3, 0.0, 0.2], 0.01, (50, 3)), rng.normal([0.3, 0.0, -0.2], 0.01, (60, 3)),
-                              rng.normal([0.0, 0.4, 0.0], 0.01, (2, 3))])
-    labels = group_parts(centres, radius=0.06, min_size=5)
-    assert len(set(labels[:50])) == 1 and len(set(labels[50:110])) == 1 and labels[0] != labels[50]
-    assert (labels[110:] == STATIC).all()  # too few votes to be a part
-    means = centres.copy()
-    axes = np.tile([1.0, 0.0, 0.0], (112, 1)) + rng.normal(0, 0.05, (112, 3))
-    joints = joints_from_votes(means, labels, np.zeros(112), axes, means)
+    # two touching drawer fronts (a 10 x 10 grid each, 2 cm apart) whose votes point at their own centres,
+    # and 3 stray Gaussians far from both
+    grid = np.stack(np.meshgrid(np.linspace(-0.1, 0.1, 10), np.linspace(-0.1, 0.1, 10)), -1).reshape(-1, 2)
+    upper = np.c_[np.full(100, 0.3), grid[:, 0], 0.11 + 0.1 + grid[:, 1]]
+    lower = np.c_[np.full(100, 0.3), grid[:, 0], -0.11 + 0.1 + grid[:, 1] - 0.2]
+    stray = np.array([[0.0, 0.45, 0.0], [0.0, -0.45, 0.0], [-0.3, 0.0, 0.3]])
+    means = np.concatenate([upper, lower, stray])
+    votes = np.concatenate([upper.mean(0) + rng.normal(0, 0.03, (100, 3)), lower.mean(0) + rng.normal(0, 0.03, (100, 3)),
+                            stray])
+    labels = group_parts(means, votes, link=0.04, radius=0.15, min_size=5)
+    assert len(set(labels[:100])) == 1 and len(set(labels[100:200])) == 1 and labels[0] != labels[100]
+    assert STATIC not in labels[:200] and (labels[200:] == STATIC).all()  # too few to be a part
+    axes = np.tile([1.0, 0.0, 0.0], (203, 1)) + rng.normal(0, 0.05, (203, 3))
+    joints = joints_from_votes(means, labels, np.zeros(203), axes, means)
     assert [j[0] for j in joints] == ["prismatic", "prismatic"]
     assert all(abs(j[1] @ [1.0, 0.0, 0.0]) > 0.99 for j in joints)
 

@@ -27,30 +27,33 @@ from partrm_gym.scene import Scene
 
 CATEGORIES = ("drawer", "door", "microwave", "laptop", "dishwasher")
 SEED_BASE = 100_000
-DEPTH_TOLERANCE = 0.03  # world units: a Gaussian takes the label of the simulator pixel it lies on within this
+NEAREST_SURFACE = 0.05  # world units: a Gaussian farther than this from every simulated surface point is a floater
 
 
 def oracle_state(base, scene: Scene, cameras: list) -> ArticulatedState:  # noqa: ANN001
     """The reconstruction ``base`` (1, N) with true part labels and true joints of ``scene``'s current state.
 
-    A Gaussian's label is the simulator's link segmentation under its projection in the first of the
-    canonical views where it lies on the visible surface; elsewhere it stays with the static body.
+    A Gaussian takes the part of the nearest simulated surface point (the canonical views' pixels,
+    back-projected, with their link segmentation) within ``NEAREST_SURFACE`` world units; farther
+    ones (floaters) stay with the static body.
     """
-    means = base.means[0].double().cpu().numpy()
-    labels = np.full(len(means), STATIC, dtype=np.int64)
-    found = np.zeros(len(means), dtype=bool)
+    points, seg = [], []
     for frame, cam in zip(scene.render_views(cameras), cameras):
-        uv, z = cam.project(means)
-        col, row = np.floor(uv[:, 0]).astype(int), np.floor(uv[:, 1]).astype(int)
-        inside = (z > 0) & (col >= 0) & (col < cam.width) & (row >= 0) & (row < cam.height) & ~found
-        idx = np.flatnonzero(inside)
-        seg = frame.seg[row[idx], col[idx]]
-        depth = frame.depth[row[idx], col[idx]]
-        on_surface = np.isfinite(depth) & (np.abs(depth - z[idx]) < DEPTH_TOLERANCE)
-        for i, s in zip(idx[on_surface], seg[on_surface]):
-            k = grasped_joint(scene, int(s))
-            labels[i] = STATIC if k is None else k
-        found[idx[on_surface]] = True
+        rows, cols = np.nonzero(frame.object_mask)
+        uv = np.stack([cols + 0.5, rows + 0.5], 1)
+        points.append(cam.backproject(uv, frame.depth[rows, cols].astype(np.float64)))
+        seg.append(frame.seg[rows, cols])
+    pts = torch.as_tensor(np.concatenate(points), dtype=torch.float32)
+    seg_all = np.concatenate(seg)
+    link_part = {int(s): grasped_joint(scene, int(s)) for s in np.unique(seg_all)}
+    part_of_point = np.array([STATIC if link_part[int(s)] is None else link_part[int(s)] for s in seg_all])
+    means = base.means[0].float().cpu()
+    labels = np.full(len(means), STATIC, dtype=np.int64)
+    for start in range(0, len(means), 1024):  # chunks keep the distance matrix small
+        d = torch.cdist(means[start:start + 1024], pts)
+        dist, nearest = d.min(1)
+        chunk = part_of_point[nearest.numpy()]
+        labels[start:start + 1024] = np.where(dist.numpy() <= NEAREST_SURFACE, chunk, STATIC)
     q = scene.get_joint_states()
     joints = []
     for k, info in enumerate(scene.joints):
