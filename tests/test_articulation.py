@@ -101,8 +101,8 @@ def test_grouping_separates_parts_that_share_an_axis():
     lower = np.c_[np.full(100, 0.3), grid[:, 0], -0.11 + 0.1 + grid[:, 1] - 0.2]
     stray = np.array([[0.0, 0.45, 0.0], [0.0, -0.45, 0.0], [-0.3, 0.0, 0.3]])
     means = np.concatenate([upper, lower, stray])
-    votes = np.concatenate([upper.mean(0) + rng.normal(0, 0.03, (100, 3)), lower.mean(0) + rng.normal(0, 0.03, (100, 3)),
-                            stray])
+    noise = rng.normal(0, 0.03, (200, 3))
+    votes = np.concatenate([upper.mean(0) + noise[:100], lower.mean(0) + noise[100:], stray])
     labels = group_parts(means, votes, link=0.04, radius=0.15, min_size=5)
     assert len(set(labels[:100])) == 1 and len(set(labels[100:200])) == 1 and labels[0] != labels[100]
     assert STATIC not in labels[:200] and (labels[200:] == STATIC).all()  # too few to be a part

@@ -142,6 +142,10 @@ def validate(model: torch.nn.Module, dataset: PartDragDataset, cfg: TrainConfig,
     return float(np.mean(scores)) if scores else float("nan")
 
 
+def val_metric_name(stage: int) -> str:
+    return "val_part_accuracy" if stage == 3 else "val_psnr"
+
+
 @torch.no_grad()
 def validate_articulation(model: torch.nn.Module, dataset: PartDragDataset, cfg: TrainConfig,
                           device: torch.device) -> float:
@@ -245,7 +249,8 @@ def run(args: argparse.Namespace) -> int:
     def save(step: int, val_psnr: float) -> None:
         def write_model(folder: Path) -> None:
             save_checkpoint(model, model_cfg, folder, provenance(cfg.data, {"stage": cfg.stage, "step": step,
-                                                                             "val_psnr": val_psnr}, start_commit))
+                                                                             val_metric_name(cfg.stage): val_psnr},
+                                                            start_commit))
 
         save_training_state(run_dir, step, write_model, optimizer, {"val_psnr": val_psnr})
 
@@ -298,7 +303,8 @@ def run(args: argparse.Namespace) -> int:
     if is_main:
         final = run_dir / "final"
         save_checkpoint(model, model_cfg, final, provenance(cfg.data, {"stage": cfg.stage, "steps": cfg.steps,
-                                                                        "val_psnr": val_psnr}, start_commit))
+                                                                        val_metric_name(cfg.stage): val_psnr},
+                                                       start_commit))
         atomic_write_json(run_dir / "summary.json", {"stage": cfg.stage, "steps": cfg.steps, "val_psnr": val_psnr,
                                                      "final_checkpoint": str(final)})
         metric = f"val part accuracy {val_psnr:.1f}%" if cfg.stage == 3 else f"val PSNR {val_psnr:.2f} dB"
