@@ -29,12 +29,19 @@ MOVABLE, REVOLUTE, AXIS, PIVOT, CENTRE = slice(0, 1), slice(1, 2), slice(2, 5), 
 
 
 class ArticulationHead(nn.Module):
-    """Per splatter pixel: which kind of part it shows and that part's joint (see ARTICULATION_CHANNELS)."""
+    """Per splatter pixel: which kind of part it shows and that part's joint (see ARTICULATION_CHANNELS).
 
-    def __init__(self, channels: int) -> None:
+    Dilated convolutions (1, 2, 4, 8) give each pixel a receptive field of about half the splatter image
+    at little cost: a pixel's vote for its part's centre and joint axis needs to see the whole part.
+    """
+
+    def __init__(self, channels: int, width: int = 64) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.GroupNorm(8, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1),
-                                 nn.SiLU(), nn.Conv2d(channels, ARTICULATION_CHANNELS, 3, padding=1))
+        layers: list[nn.Module] = [nn.GroupNorm(8, channels), nn.SiLU(), nn.Conv2d(channels, width, 3, padding=1)]
+        for dilation in (2, 4, 8):
+            layers += [nn.SiLU(), nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation)]
+        layers += [nn.SiLU(), nn.Conv2d(width, ARTICULATION_CHANNELS, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net(features)
