@@ -74,15 +74,12 @@ class StepBatches:
 
 
 def trained_parameters(model: torch.nn.Module, stage: int) -> list[torch.nn.Parameter]:
-    """Stage 3 trains the articulation head alone, so the reconstruction (stages 0-2) stays exactly as it was."""
-    if stage != 3:
-        return list(model.parameters())
+    """Stage 3 trains the articulation head alone, so the reconstruction (stages 0-2) stays exactly as it was;
+    stages 0-2 never touch the head (frozen, so DistributedDataParallel does not wait for its gradients)."""
+    head = set(model.articulation.parameters()) if getattr(model, "articulation", None) is not None else set()
     for p in model.parameters():
-        p.requires_grad_(False)
-    head = list(model.articulation.parameters())
-    for p in head:
-        p.requires_grad_(True)
-    return head
+        p.requires_grad_((p in head) == (stage == 3))
+    return [p for p in model.parameters() if p.requires_grad]
 
 
 def forward(model: torch.nn.Module, batch: dict[str, torch.Tensor], stage: int) -> torch.Tensor:
