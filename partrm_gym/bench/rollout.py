@@ -149,6 +149,7 @@ def run_rollouts(episodes: int, steps: int, policy: str, transition: str, model_
                              "imagined_fraction": iinfo.get("joint_fraction", float("nan")),
                              "psnr": _psnr(imagined.render(), obs["image"]),
                              "oracle": _psnr(oracle_image, obs["image"]), "static": _psnr(static_image, obs["image"]),
+                             "twin_grasped": not tinfo["missed"], "imagined_grasped": not iinfo["missed"],
                              **reset_scores})
     finally:
         for twin, imagined in envs.values():
@@ -195,6 +196,10 @@ def bench_rollout(args: argparse.Namespace) -> str:
     acc = np.array([r["label_accuracy"] for r in first])
     movable = np.array([r["movable_accuracy"] for r in first])
     iou = np.array([r["task_iou"] for r in first])
+    grasp = (f"Drags that grasp a movable part: twin {np.mean([r['twin_grasped'] for r in rows]):.2f}, imagination "
+             f"{np.mean([r['imagined_grasped'] for r in rows]):.2f} (share of all {len(rows)} steps).")
+    print(grasp)
+    text += "\n" + grasp + "\n"
     if np.isfinite(acc).any():
         line = (f"Part labels at reset: {100 * np.nanmean(acc):.1f}% of visible Gaussians right (mean over episodes; "
                 f"min {100 * np.nanmin(acc):.1f}%), {100 * np.nanmean(movable):.1f}% of those truly on a movable "
@@ -202,10 +207,10 @@ def bench_rollout(args: argparse.Namespace) -> str:
                 f"(median {np.nanmedian(iou):.3f}).")
         print(line)
         text += "\n" + line + "\n"
-        if args.out:
-            from partrm_gym.io import atomic_write_text
+    if args.out:
+        from partrm_gym.io import atomic_write_text
 
-            atomic_write_text(args.out, text)
+        atomic_write_text(args.out, text)
     last = table[-1]
     print(f"rollout: transition={transition} policy={policy} episodes={episodes} steps={steps} "
           f"joint_error_median={last['joint_error_median']:.4g} psnr_last={last['psnr']:.4g} "
