@@ -35,7 +35,7 @@ import torch
 from partrm_gym.articulation import STATIC, ArticulatedState, GroupingConfig
 from partrm_gym.articulation import solve_joint_value as solve_imagined_joint
 from partrm_gym.cameras import stack_cameras
-from partrm_gym.drags import to_pixels
+from partrm_gym.drags import pixel_index, to_pixels
 from partrm_gym.envs.base import ArticulatedTaskEnv
 from partrm_gym.envs.task import decode_action, image_distance, reward_and_success, sample_task
 from partrm_gym.errors import UsageError
@@ -106,7 +106,6 @@ class PartRMEnv(ArticulatedTaskEnv):
             self._goal_image = render_gaussians(goal_state.base, [self.camera])[0][0]
             self.state = init_state
             self.task_part = self._find_task_part()
-            self.gaussians = self.state.gaussians()
         else:
             recon = self.model.predict(np.stack([init_views, goal_views]))
             self.gaussians, goal = recon[0:1], recon[1:2]
@@ -227,13 +226,11 @@ class PartRMEnv(ArticulatedTaskEnv):
         """Articulated step: the part under the drag start follows the drag end. False (a miss, as in the twin)
         when the drag starts off the object or on its static body."""
         uv = to_pixels(drag[:2], self.camera)
-        row = int(min(max(uv[1], 0), self.camera.height - 1))
-        col = int(min(max(uv[0], 0), self.camera.width - 1))
-        z = self._depth[row, col]
+        z = self._depth[pixel_index(uv, self.camera)]
         if not np.isfinite(z):
             return False
         point = self.camera.backproject(uv, np.asarray(z))
-        part = self.state.part_at_pixel(self.camera, uv, float(z))
+        part = self.state.part_at_pixel(self.gaussians, self.camera, uv, float(z))
         if part is None or part == STATIC:
             return False
         target = to_pixels(drag[2:], self.camera)
@@ -258,11 +255,11 @@ def render_part_labels(gaussians: Gaussians, labels: torch.Tensor, cameras: list
     """Render per-Gaussian part labels (N,) as a segmentation (C, H, W): the label whose colour dominates each
     pixel; -2 where nothing is drawn. Each label is rendered as a one-hot colour channel group."""
     ids = sorted(set(labels.tolist()))
+    viewmats, Ks = stack_cameras(cameras, device=gaussians.means.device)
     out = []
     for lab in ids:
         colors = (labels == lab).to(gaussians.colors.dtype)[None, :, None].expand(1, -1, 3)
         g = Gaussians(gaussians.means, gaussians.opacities, gaussians.scales, gaussians.quats, colors)
-        viewmats, Ks = stack_cameras(cameras, device=gaussians.means.device)
         r = rasterize(g, viewmats, Ks, cameras[0].width, cameras[0].height,
                       background=torch.zeros(3, device=gaussians.means.device))
         out.append(r.rgb[0, ..., 0].cpu().numpy())

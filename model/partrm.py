@@ -66,7 +66,7 @@ class PartRM(nn.Module):
         """images (B, V, 3, H, W) in [0, 1], plucker (B, V, 6, H, W), drags (B, V, D, 4), mask (B, V, D)
         -> splatter images (B, V, 14, h, w). ``drags=None`` reconstructs the current state."""
         B, V = images.shape[:2]
-        x = torch.cat([images * 2 - 1, plucker], dim=2).flatten(0, 1)
+        x = self._unet_input(images, plucker)
         modulate = None
         if drags is not None:
             mask = drag_mask if drag_mask is not None else torch.ones(drags.shape[:-1], dtype=torch.bool,
@@ -75,14 +75,18 @@ class PartRM(nn.Module):
         raw = self.unet(x, modulate).unflatten(0, (B, V))
         return self.activate(raw)
 
+    @staticmethod
+    def _unet_input(images: torch.Tensor, plucker: torch.Tensor) -> torch.Tensor:
+        """Views in [-1, 1] beside their Plücker rays, one batch entry per view: (B·V, 9, H, W)."""
+        return torch.cat([images * 2 - 1, plucker], dim=2).flatten(0, 1)
+
     def forward_articulated(self, images: torch.Tensor, plucker: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reconstruct the current state (no drags) and its articulation from one UNet pass:
         splatter images (B, V, 14, h, w) and articulation maps (B, V, 11, h, w), activated."""
         if self.articulation is None:
             raise RuntimeError("this model has no articulation head (ModelConfig.articulation_head is false)")
         B = images.shape[0]
-        x = torch.cat([images * 2 - 1, plucker], dim=2).flatten(0, 1)
-        features = self.unet.features(x)
+        features = self.unet.features(self._unet_input(images, plucker))
         splatter = self.activate(self.unet.head(features).unflatten(0, (B, -1)))
         return splatter, self.activate_articulation(self.articulation(features).unflatten(0, (B, -1)))
 

@@ -153,12 +153,12 @@ class ArticulatedState:
             out = move_gaussians(out, self.part_mask(k), joint, joint.value - joint.start)
         return out
 
-    def part_at_pixel(self, camera: Camera, uv: np.ndarray, depth: float, radius_px: float = GRASP_RADIUS_PX
-                      ) -> int | None:
+    def part_at_pixel(self, current: Gaussians, camera: Camera, uv: np.ndarray, depth: float,
+                      radius_px: float = GRASP_RADIUS_PX) -> int | None:
         """The part label (or STATIC) of the surface seen at pixel ``uv`` with rendered ``depth``: among the visible
         Gaussians whose centres project within ``radius_px`` of the pixel, the one nearest that depth.
-        None when no Gaussian projects there."""
-        g = self.gaussians()
+        None when no Gaussian projects there. ``current`` is :meth:`gaussians` (the caller has it rendered)."""
+        g = current
         visible = (g.opacities[0] > MIN_VISIBLE_OPACITY).cpu().numpy()
         means = g.means[0].double().cpu().numpy()[visible]
         proj, z = camera.project(means)
@@ -310,8 +310,9 @@ class GroupingConfig:
 def state_from_prediction(splatter: torch.Tensor, articulation: torch.Tensor,
                           grouping: GroupingConfig | None = None) -> ArticulatedState:
     """An :class:`ArticulatedState` from one scene's splatter images (1, V, 14, h, w) and articulation maps
-    (1, V, 11, h, w) (``PartRM.forward_articulated``): Gaussians on movable parts are grouped by their votes
-    for their part's centre, and each group's joint comes from its members' votes. Limits are the defaults
+    (1, V, 11, h, w) (``PartRM.forward_articulated``): Gaussians on movable parts are grouped into connected
+    surfaces whose part-centre votes agree (:func:`group_parts`), and each part's joint comes from its members'
+    votes. Limits are the defaults
     relative to the start (0), until the task states them (:meth:`PartJoint` fields can be set)."""
     from partrm_gym.model.partrm import AXIS, CENTRE, MOVABLE, PIVOT, REVOLUTE
 

@@ -73,7 +73,7 @@ class PartDragDataset(Dataset):
     state with ``viewmats`` (12, 4, 4) and ``Ks`` (12, 3, 3) of the dataset rig; ``source_rgb`` /
     ``source_mask`` the same views of the source state (stage 0 and the static baseline);
     ``part_src`` (4, h, w) the source state's part per splatter pixel (-1 background, 0 static, k + 1
-    joint k) and ``articulation_src`` (4, 10, h, w) the articulation head's targets
+    joint k) and ``articulation_src`` (4, 11, h, w) the articulation head's targets in its own channel layout
     (:func:`partrm_gym.train.losses.articulation_targets`);
     ``depth_dst`` (12, Hd, Wd) metric depth of the destination state (``inf`` off the object).
     """

@@ -68,11 +68,14 @@ def articulation_targets(xyz: torch.Tensor, part: torch.Tensor, joint_revolute: 
 
     xyz (V, 3, h, w) GT Gaussian centres; part (V, h, w) long: -1 background, 0 static, k + 1 joint k;
     joint_revolute (J,) bool, joint_axis (J, 3), joint_pivot (J, 3) in the normalised world frame.
-    Returns (V, 10, h, w): revolute (1), axis (3), pivot offset (3: to the nearest point of the axis
-    line), centre offset (3: to the mean GT centre of the pixel's part); zeros off movable parts.
+    Returns (V, 11, h, w) in the head's channel layout (``partrm_gym.model.partrm.ARTICULATION_CHANNELS``):
+    movable (1), revolute (1), axis (3), pivot offset (3: to the nearest point of the axis line), centre
+    offset (3: to the mean GT centre of the pixel's part); zeros off movable parts.
     """
+    from partrm_gym.model.partrm import ARTICULATION_CHANNELS
+
     V, _, h, w = xyz.shape
-    out = torch.zeros(V, 10, h, w, dtype=xyz.dtype)
+    out = torch.zeros(V, ARTICULATION_CHANNELS, h, w, dtype=xyz.dtype)
     pts = xyz.permute(0, 2, 3, 1)  # (V, h, w, 3)
     for k in range(joint_axis.shape[0]):
         sel = part == k + 1
@@ -81,15 +84,15 @@ def articulation_targets(xyz: torch.Tensor, part: torch.Tensor, joint_revolute: 
         p = pts[sel]  # (M, 3)
         axis, pivot = joint_axis[k].to(xyz.dtype), joint_pivot[k].to(xyz.dtype)
         on_axis = pivot + ((p - pivot) @ axis)[:, None] * axis
-        t = torch.cat([torch.full((len(p), 1), float(joint_revolute[k])), axis.expand(len(p), 3), on_axis - p,
-                       p.mean(0, keepdim=True) - p], dim=1)  # (M, 10)
+        t = torch.cat([torch.ones(len(p), 1), torch.full((len(p), 1), float(joint_revolute[k])),
+                       axis.expand(len(p), 3), on_axis - p, p.mean(0, keepdim=True) - p], dim=1)  # (M, 11)
         out.permute(0, 2, 3, 1)[sel] = t
     return out
 
 
 def articulation_loss(pred: torch.Tensor, part: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor,
                                                                                               dict[str, float]]:
-    """pred (B, V, 11, h, w) activated head output; part (B, V, h, w); target (B, V, 10, h, w).
+    """pred (B, V, 11, h, w) activated head output; part (B, V, h, w); target (B, V, 11, h, w), the same layout.
 
     Movable-vs-static BCE over foreground pixels; on movable pixels BCE of the joint type, 1 - cos of the
     (signed) axis and smooth-L1 of the centre offset; on revolute pixels smooth-L1 of the pivot offset.
@@ -106,15 +109,15 @@ def articulation_loss(pred: torch.Tensor, part: torch.Tensor, target: torch.Tens
     loss = movable_loss
     if bool(movable.any()):
         m = movable
-        revolute_t = target[:, :, 0][m]
-        type_loss = F.binary_cross_entropy(pred[:, :, REVOLUTE][:, :, 0][m].clamp(eps, 1 - eps), revolute_t)
-        cos = (pred[:, :, AXIS].permute(0, 1, 3, 4, 2)[m] * target[:, :, 1:4].permute(0, 1, 3, 4, 2)[m]).sum(-1)
-        axis_loss = (1 - cos).mean()
-        centre_loss = F.smooth_l1_loss(pred[:, :, CENTRE].permute(0, 1, 3, 4, 2)[m],
-                                       target[:, :, 7:10].permute(0, 1, 3, 4, 2)[m], beta=0.02)
-        rev = m & (target[:, :, 0] > 0.5)
-        pivot_loss = (F.smooth_l1_loss(pred[:, :, PIVOT].permute(0, 1, 3, 4, 2)[rev],
-                                       target[:, :, 4:7].permute(0, 1, 3, 4, 2)[rev], beta=0.02)
+
+        def vectors(x: torch.Tensor, channels: slice, where: torch.Tensor) -> torch.Tensor:
+            return x[:, :, channels].permute(0, 1, 3, 4, 2)[where]  # (M, C)
+
+        type_loss = F.binary_cross_entropy(vectors(pred, REVOLUTE, m).clamp(eps, 1 - eps), vectors(target, REVOLUTE, m))
+        axis_loss = (1 - (vectors(pred, AXIS, m) * vectors(target, AXIS, m)).sum(-1)).mean()
+        centre_loss = F.smooth_l1_loss(vectors(pred, CENTRE, m), vectors(target, CENTRE, m), beta=0.02)
+        rev = m & (target[:, :, REVOLUTE][:, :, 0] > 0.5)
+        pivot_loss = (F.smooth_l1_loss(vectors(pred, PIVOT, rev), vectors(target, PIVOT, rev), beta=0.02)
                       if bool(rev.any()) else zero)
         loss = loss + type_loss + axis_loss + 10.0 * centre_loss + 10.0 * pivot_loss
         parts.update({"art_type": float(type_loss.detach()), "art_axis": float(axis_loss.detach()),

@@ -15,14 +15,14 @@ and true joint values, which isolates the predicted motion from the reconstructi
 from __future__ import annotations
 
 import argparse
-import math
 
 import numpy as np
 import torch
 
-from partrm_gym.articulation import STATIC, ArticulatedState, PartJoint, true_joint_geometry
+from partrm_gym.articulation import MIN_VISIBLE_OPACITY, STATIC, ArticulatedState, PartJoint, true_joint_geometry
 from partrm_gym.bench.report import emit_report, markdown_table
 from partrm_gym.drags import grasped_joint
+from partrm_gym.metrics import psnr
 from partrm_gym.scene import Scene
 
 CATEGORIES = ("drawer", "door", "microwave", "laptop", "dishwasher")
@@ -67,7 +67,7 @@ def label_accuracy(predicted: torch.Tensor, true: torch.Tensor, opacities: torch
     Gaussians truly on a movable part (most Gaussians are static, so "all" alone flatters a model that
     finds no part). Each predicted part is first mapped to the true label most of its Gaussians carry
     (part ids are arbitrary; the static body maps to itself)."""
-    visible = (opacities > 0.05).cpu().numpy()
+    visible = (opacities > MIN_VISIBLE_OPACITY).cpu().numpy()
     pred, gt = predicted.cpu().numpy()[visible], true.cpu().numpy()[visible]
     mapped = np.full_like(pred, STATIC)
     for k in set(pred.tolist()) - {STATIC}:
@@ -85,8 +85,8 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)) / 255.0 ** 2
-    return 10 * math.log10(1.0 / max(mse, 1e-12))
+    """PSNR (dB) of two uint8 images (:func:`partrm_gym.metrics.psnr`)."""
+    return float(psnr(torch.from_numpy(a), torch.from_numpy(b), max_value=255.0))
 
 
 def _random_drag_on_part(twin, rng: np.random.Generator) -> np.ndarray:  # noqa: ANN001
