@@ -85,7 +85,8 @@ class PartRMSimEnv(ArticulatedTaskEnv):
         k = self.task.joint
         joint = self.scene.joints[k]
         err = abs(q[k] - self.task.goal[k]) / joint.range
-        return {"joint_state": q, "goal_joint_state": self.task.goal.copy(), "joint": k,
+        # all joints as tuples: their number varies by object, and vector envs stack array-valued info keys
+        return {"joint_state": tuple(map(float, q)), "goal_joint_state": tuple(map(float, self.task.goal)), "joint": k,
                 "joint_value": float(q[k]), "joint_fraction": float((q[k] - joint.lower) / joint.range),
                 "goal_fraction": float((self.task.goal[k] - joint.lower) / joint.range),
                 "joint_error": float(err), "is_success": bool(err <= self.cfg.joint_success_tolerance),

@@ -1,11 +1,15 @@
-"""``gym.make_vec("PartRM-*-v0", n, vectorization_mode="vector_entry_point")``: one model call per step.
+"""``gym.make_vec("PartRM-*-v0", n, vectorization_mode="vector_entry_point")``: batched model calls.
 
-N world-model environments share one :class:`WorldModel`; each step prepares every env's drag
-(segment, propagate, transfer — per env), runs the model once on the batch of those whose drag
-hit the object, then renders and scores each. Episodes reset automatically on the step after
-they end (Gymnasium's next-step autoreset), or, with ``autoreset_mode=AutoresetMode.SAME_STEP``,
-in the step that ends them, the last observation and info going to ``info["final_obs"]`` /
-``info["final_info"]`` (what Stable-Baselines3's VecEnv semantics need).
+N world-model environments share one :class:`WorldModel`. Resets (the first, and every
+autoreset) reconstruct all the envs that reset in one model call. In the regenerate transition
+each step prepares every env's drag (segment, propagate, transfer — per env), runs the model
+once on the batch of those whose drag hit the object, then renders and scores each; the
+articulated transition calls no network during a step (each env moves its part and renders).
+
+Episodes reset automatically on the step after they end (Gymnasium's next-step autoreset),
+or, with ``autoreset_mode=AutoresetMode.SAME_STEP``, in the step that ends them, the last
+observation and info going to ``info["final_obs"]`` / ``info["final_info"]`` (what
+Stable-Baselines3's VecEnv semantics need).
 """
 
 from __future__ import annotations
@@ -46,9 +50,19 @@ class PartRMVectorEnv(gym.vector.VectorEnv):
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict | None = None
               ) -> tuple[dict, dict]:
         seeds = seed if isinstance(seed, list) else [None if seed is None else seed + i for i in range(self.num_envs)]
-        results = [env.reset(seed=s, options=options) for env, s in zip(self.envs, seeds)]
+        results = self._reset_envs(list(range(self.num_envs)), seeds, options)
         self._needs_reset[:] = False
         return self._stack([o for o, _ in results]), self._infos([i for _, i in results])
+
+    def _reset_envs(self, indices: list[int], seeds: list[int | None] | None = None, options: dict | None = None
+                    ) -> list[tuple[dict, dict]]:
+        """Reset the envs ``indices`` with one model call for all of them; their (obs, info) in that order."""
+        if not indices:
+            return []
+        seeds = seeds or [None] * len(indices)
+        requests = [self.envs[i].prepare_reset(seed=s, options=options) for i, s in zip(indices, seeds)]
+        predictions = self.envs[indices[0]].predict_resets(requests)
+        return [self.envs[i].finish_reset(r, p) for i, r, p in zip(indices, requests, predictions)]
 
     def step(self, actions: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, dict]:
         actions = np.asarray(actions)
@@ -68,9 +82,11 @@ class PartRMVectorEnv(gym.vector.VectorEnv):
                 self.envs[i].gaussians = gaussians[j]
         obs, rewards, terms, truncs, infos = [], np.zeros(self.num_envs), np.zeros(self.num_envs, bool), \
             np.zeros(self.num_envs, bool), []
+        resets = dict(zip(np.flatnonzero(self._needs_reset).tolist(),
+                          self._reset_envs(np.flatnonzero(self._needs_reset).tolist())))
         for i, env in enumerate(self.envs):
-            if self._needs_reset[i]:
-                o, info = env.reset()
+            if i in resets:
+                o, info = resets[i]
             else:
                 o, rewards[i], terms[i], truncs[i], info = env.finish_step()
             obs.append(o)
@@ -79,9 +95,10 @@ class PartRMVectorEnv(gym.vector.VectorEnv):
         if self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP:
             final_obs = np.empty(self.num_envs, dtype=object)
             final_info: list[dict] = [{} for _ in range(self.num_envs)]
-            for i in np.flatnonzero(done):
+            ended = np.flatnonzero(done).tolist()
+            for i, (o, info) in zip(ended, self._reset_envs(ended)):
                 final_obs[i], final_info[i] = obs[i], infos[i]
-                obs[i], infos[i] = self.envs[i].reset()
+                obs[i], infos[i] = o, info
             out_info = self._infos(infos)
             if done.any():  # Gymnasium's layout: final_obs an object array, final_info a dict of arrays
                 out_info.update({"final_obs": final_obs, "_final_obs": done.copy(),

@@ -27,7 +27,7 @@ grasps no movable part moves nothing (``info["missed"]``, as in the twin).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ from partrm_gym.articulation import solve_joint_value as solve_imagined_joint
 from partrm_gym.cameras import stack_cameras
 from partrm_gym.drags import pixel_index, to_pixels
 from partrm_gym.envs.base import ArticulatedTaskEnv
-from partrm_gym.envs.task import decode_action, image_distance, reward_and_success, sample_task
+from partrm_gym.envs.task import Task, decode_action, image_distance, reward_and_success, sample_task
 from partrm_gym.errors import UsageError
 from partrm_gym.gaussians import Gaussians, save_ply
 from partrm_gym.model.drag_propagation import drags_for_model, starts_on_surface
@@ -48,6 +48,15 @@ from partrm_gym.scene import SIM_BACKGROUND
 
 EMPTY_ALPHA = 0.5  # a pixel whose rendered alpha is below this shows no surface
 TRANSITIONS = ("articulated", "regenerate")
+
+
+class ResetRequest(NamedTuple):
+    """What a reset takes from the simulator before the model reconstructs the scene."""
+
+    task: Task
+    views: np.ndarray  # (2, 4, H, W, 3) uint8: the initial and the goal input views
+    sim_image: np.ndarray  # (H, W, 3) uint8: the twin's observation of the initial state
+    limits: tuple[float, float]  # the task joint's (lower, upper)
 
 
 def render_gaussians(gaussians: Gaussians, cameras: list, background: tuple[float, float, float] = SIM_BACKGROUND
@@ -90,33 +99,55 @@ class PartRMEnv(ArticulatedTaskEnv):
 
     # -- gymnasium API ------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        request = self.prepare_reset(seed=seed, options=options)
+        return self.finish_reset(request, self.predict_resets([request])[0])
+
+    # The three parts of a reset, so a vector env can batch the model call of all the envs it resets.
+    def prepare_reset(self, *, seed: int | None = None, options: dict | None = None) -> ResetRequest:
+        """Sample the task and take what the episode needs from the simulator (the only simulator access
+        of the episode): the initial and goal input views, the twin's first image, the task joint's terms."""
         self._start_reset(seed)
         task, scene = sample_task(self.cfg, self.np_random)
-        with scene:  # the only simulator access of the episode: camera views, and the task joint's terms
+        with scene:
             scene.set_joint_states(task.goal)
             goal_views = np.stack([f.rgb for f in scene.render_views(self.model.input_cameras)])
             scene.set_joint_states(task.initial)
             init_views = np.stack([f.rgb for f in scene.render_views(self.model.input_cameras)])
             sim_image = scene.render(self.camera).rgb
             joint = scene.joints[task.joint]
-            self._limits = (float(joint.lower), float(joint.upper))
-        self._start_value, self._goal_value = float(task.initial[task.joint]), float(task.goal[task.joint])
+            limits = (float(joint.lower), float(joint.upper))
+        return ResetRequest(task, np.stack([init_views, goal_views]), sim_image, limits)
+
+    def predict_resets(self, requests: list[ResetRequest]) -> list[tuple]:
+        """One batched model call for the reset requests of envs that share this env's model and transition:
+        per request the (initial, goal) reconstruction (articulated states, or Gaussians)."""
+        views = np.concatenate([r.views for r in requests])  # (2 R, 4, H, W, 3): initial, goal, initial, ...
         if self.transition == "articulated":
-            init_state, goal_state = self.model.predict_articulated(np.stack([init_views, goal_views]), self.grouping)
-            self._goal_image = render_gaussians(goal_state.base, [self.camera])[0][0]
-            self.state = init_state
+            states = self.model.predict_articulated(views, self.grouping)
+            return [(states[2 * i], states[2 * i + 1]) for i in range(len(requests))]
+        recon = self.model.predict(views)
+        return [(recon[2 * i:2 * i + 1], recon[2 * i + 1:2 * i + 2]) for i in range(len(requests))]
+
+    def finish_reset(self, request: ResetRequest, prediction: tuple) -> tuple[dict, dict]:
+        """Start the episode from the reset request and its (initial, goal) reconstruction."""
+        task = request.task
+        self._limits = request.limits
+        self._start_value, self._goal_value = float(task.initial[task.joint]), float(task.goal[task.joint])
+        initial, goal = prediction
+        if self.transition == "articulated":
+            self._goal_image = render_gaussians(goal.base, [self.camera])[0][0]
+            self.state = initial
             self.task_part = self._find_task_part()
         else:
-            recon = self.model.predict(np.stack([init_views, goal_views]))
-            self.gaussians, goal = recon[0:1], recon[1:2]
+            self.gaussians = initial
             self._goal_image = render_gaussians(goal, [self.camera])[0][0]
-            self._views = init_views[None]  # the first step uses the simulator's input views
+            self._views = request.views[:1]  # the first step uses the simulator's input views
         self._render_current()
         self.task = task
         self._initial_distance = self._distance = image_distance(self._image, self._goal_image)
         self._steps = 0
         return self._obs(), {"category": task.category, "object_seed": task.seed, "joint": task.joint,
-                             "sim_image": sim_image, "image_distance": self._distance, "missed": False,
+                             "sim_image": request.sim_image, "image_distance": self._distance, "missed": False,
                              **self._joint_info()}
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:

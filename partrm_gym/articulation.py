@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
+from partrm_gym.cameras import Camera, stack_cameras
 from partrm_gym.gaussians import Gaussians
 
 if TYPE_CHECKING:
-    from partrm_gym.cameras import Camera
     from partrm_gym.scene import Scene
 
 STATIC = -1  # part label of a Gaussian that belongs to the static body
@@ -159,14 +159,15 @@ class ArticulatedState:
         Gaussians whose centres project within ``radius_px`` of the pixel, the one nearest that depth.
         None when no Gaussian projects there. ``current`` is :meth:`gaussians` (the caller has it rendered)."""
         g = current
-        visible = (g.opacities[0] > MIN_VISIBLE_OPACITY).cpu().numpy()
-        means = g.means[0].double().cpu().numpy()[visible]
-        proj, z = camera.project(means)
-        near = (np.linalg.norm(proj - np.asarray(uv, dtype=np.float64), axis=1) <= radius_px) & (z > 0)
-        if not near.any():
-            return None
-        i = np.flatnonzero(near)[int(np.argmin(np.abs(z[near] - depth)))]
-        return int(self.labels[torch.as_tensor(np.flatnonzero(visible)[i])])
+        viewmat, K = stack_cameras([camera], device=g.means.device, dtype=torch.float64)
+        cam = g.means[0].double() @ viewmat[0, :3, :3].T + viewmat[0, :3, 3]  # on the Gaussians' device
+        z = cam[:, 2]
+        proj = (cam @ K[0].T)[:, :2] / z.clamp_min(1e-9)[:, None]
+        uv = torch.as_tensor(np.asarray(uv, dtype=np.float64), device=g.means.device)
+        near = (g.opacities[0] > MIN_VISIBLE_OPACITY) & (z > 0) & ((proj - uv).norm(dim=1) <= radius_px)
+        gap = torch.where(near, (z - depth).abs(), torch.full_like(z, torch.inf))
+        i = int(gap.argmin())  # one number comes back to the host, no per-Gaussian copy
+        return int(self.labels[i]) if bool(near[i]) else None
 
 
 def solve_joint_value(joint: PartJoint, point: np.ndarray, target_uv: np.ndarray, camera: Camera) -> float:

@@ -198,9 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard", type=non_negative_int, default=0, help="this job's shard index (0-based)")
     p.add_argument("--num-shards", type=positive_int, default=1, help="total number of shards")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--workers", type=positive_int, default=1,
-                   help="processes generating objects side by side, one thread each (default 1: this process); "
-                        "the dataset is the same for any number")
+    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                   help="processes generating objects side by side, one thread each (default: one per core; 1: "
+                        "this process, one thread unless --threads says otherwise); the dataset is the same for "
+                        "any number")
     p.set_defaults(func=_datagen, out_kind="folder")
 
     p = sub.add_parser("verify", help="check a dataset and name every missing or corrupt file")

@@ -32,7 +32,7 @@ def _config_file(tmp_path: Path) -> Path:
 
 def _datagen(cfg: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "partrm_gym.cli", "datagen", str(cfg), "--out", str(out),
-                             "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--quiet", "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def _tree_digest(root: Path, sub: str = "") -> dict[str, str]:

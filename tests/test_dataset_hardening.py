@@ -130,7 +130,8 @@ def test_empty_and_bad_config_files(tmp_path):
     empty.write_text("# nothing here\n")
     with pytest.raises(ConfigError, match=r"empty\.yaml is empty; copy a shipped one, e.g. configs/data/tiny\.yaml"):
         load_data_config(empty)
-    args = argparse.Namespace(config=str(empty), out=str(tmp_path / "out"), shard=0, num_shards=1, quiet=True)
+    args = argparse.Namespace(config=str(empty), out=str(tmp_path / "out"), shard=0, num_shards=1, quiet=True,
+                              workers=1)
     with pytest.raises(ConfigError, match="is empty"):
         datagen.main(args)
     assert not (tmp_path / "out").exists()
@@ -257,7 +258,7 @@ def test_rerun_regenerates_missing_and_emptied_files(ds, pristine, capsys):
     assert f"to repair, run:\n  {command}\n" in out
 
     # what verify printed: the dataset's own config.yaml, the same folder
-    args = argparse.Namespace(config=str(ds / "config.yaml"), out=str(ds), shard=0, num_shards=1, quiet=True)
+    args = argparse.Namespace(config=str(ds / "config.yaml"), out=str(ds), shard=0, num_shards=1, quiet=True, workers=1)
     assert datagen.main(args) == 0
     assert "shard 0/1: 2 generated (2 repaired), 1 already present (3 objects, 6 states)" \
         in capsys.readouterr().out

@@ -22,10 +22,10 @@ def test_twin_envs_pass_api_checkers(name):
 def _rollout(seed, actions):
     env = gym.make("PartRMSim-Articulated-v0")
     obs, info = env.reset(seed=seed)
-    out = [(obs["image"].copy(), info["joint_state"].copy())]
+    out = [(obs["image"].copy(), info["joint_state"])]
     for a in actions:
         obs, r, term, trunc, info = env.step(a)
-        out.append((obs["image"].copy(), info["joint_state"].copy(), r, term, trunc))
+        out.append((obs["image"].copy(), info["joint_state"], r, term, trunc))
     env.close()
     return out
 

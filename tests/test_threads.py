@@ -12,7 +12,15 @@ import yaml
 
 from partrm_gym import cli
 from partrm_gym.config import to_dict
-from partrm_gym.threads import CHILD_ENV_VARS, THREADS_ENV, available_cores, set_threads
+from partrm_gym.threads import (
+    CHILD_ENV_VARS,
+    DEFAULT_WAIT_POLICY,
+    THREADS_ENV,
+    WAIT_POLICY_ENV,
+    available_cores,
+    child_threads,
+    set_threads,
+)
 from partrm_gym.train.data_config import DataConfig
 from partrm_gym.train.data_format import PARTIAL_PREFIX, DatasetError
 from partrm_gym.train.datagen import run_shard
@@ -27,7 +35,7 @@ TINY = {
 @pytest.fixture
 def restore_threads(monkeypatch):
     """set_threads changes this process's torch threads and environment; put both back afterwards."""
-    for name in (THREADS_ENV, *CHILD_ENV_VARS):
+    for name in (THREADS_ENV, WAIT_POLICY_ENV, *CHILD_ENV_VARS):
         if name in os.environ:
             monkeypatch.setenv(name, os.environ[name])
         else:
@@ -56,6 +64,30 @@ def test_workers_make_the_same_bytes(tmp_path, restore_threads, capsys):
     assert not [name for name in files_one if PARTIAL_PREFIX in name]
     different = [name for name in files_one if files_one[name] != files_two[name]]
     assert different == []
+
+
+def test_one_worker_is_this_process_with_one_thread(tmp_path, restore_threads, capsys, monkeypatch):
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "test_objects": 0, "val_objects_per_category": 0,
+                                      "categories": ["laptop"]}))
+    assert cli.main(["datagen", str(config), "--out", str(tmp_path / "d"), "--quiet", "--workers", "1"]) == 0
+    assert torch.get_num_threads() == 1
+    assert multiprocessing.active_children() == []
+    assert cli.main(["--threads", "2", "datagen", str(config), "--out", str(tmp_path / "e"), "--quiet",
+                     "--workers", "1"]) == 0
+    assert torch.get_num_threads() == 2  # an explicit --threads is kept
+    capsys.readouterr()
+
+
+def test_wait_policy_defaults_to_passive_and_keeps_the_users(monkeypatch, restore_threads):
+    monkeypatch.delenv(WAIT_POLICY_ENV, raising=False)
+    set_threads(1)
+    assert os.environ[WAIT_POLICY_ENV] == DEFAULT_WAIT_POLICY == "PASSIVE"
+    monkeypatch.setenv(WAIT_POLICY_ENV, "ACTIVE")
+    set_threads(1)
+    assert os.environ[WAIT_POLICY_ENV] == "ACTIVE"
 
 
 def test_a_worker_error_keeps_its_type_and_message(tmp_path):
@@ -103,3 +135,13 @@ def test_bad_threads_env_is_a_usage_error(monkeypatch, capsys, restore_threads):
     assert cli.main(["verify", "x"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and THREADS_ENV in lines[0], lines
+
+
+def test_child_threads_sets_and_restores_the_child_environment(monkeypatch, restore_threads):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    threads = torch.get_num_threads()
+    with child_threads(1):
+        assert all(os.environ[name] == "1" for name in CHILD_ENV_VARS)
+        assert torch.get_num_threads() == threads  # this process keeps its own
+    assert os.environ["OMP_NUM_THREADS"] == "2" and "MKL_NUM_THREADS" not in os.environ

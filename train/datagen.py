@@ -19,6 +19,7 @@ import pickle
 import re
 import shutil
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -38,7 +39,7 @@ from partrm_gym.errors import UsageError
 from partrm_gym.gt_splatter import fit_splatter, splatter_from_frames
 from partrm_gym.io import atomic_write_text
 from partrm_gym.scene import Scene
-from partrm_gym.threads import set_threads
+from partrm_gym.threads import available_cores, set_threads
 from partrm_gym.train.data_config import DataConfig, ObjectSpec, load_data_config, plan_objects, shard_objects
 from partrm_gym.train.data_format import (
     CONFIG_FILE,
@@ -50,6 +51,7 @@ from partrm_gym.train.data_format import (
     PAIRS_FILE,
     PARTIAL_PREFIX,
     SHARDS_DIR,
+    STATE_ARRAY_KEYS,
     STATE_ARRAYS,
     STATES_DIR,
     URDF_FILE,
@@ -70,6 +72,8 @@ from partrm_gym.train.data_format import (
 
 __all__ = ["PARTIAL_PREFIX", "generate_object", "is_complete", "main", "merge_manifest", "object_dir", "run_shard",
            "state_name"]
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def _object_rng(cfg: DataConfig, spec: ObjectSpec) -> np.random.Generator:
@@ -103,7 +107,7 @@ def generate_object(cfg: DataConfig, spec: ObjectSpec, folder: Path) -> dict:
         for part in animated:
             fractions = rng.uniform(0.0, 1.0, len(scene.joints))
             first = len(states_meta)
-            joint_values, input_frames = [], []
+            joint_values, input_frames, unfitted, arrays = [], [], [], []
             for s in range(cfg.states_per_part):
                 fractions[part] = s / (cfg.states_per_part - 1)
                 scene.set_joint_fractions(fractions)
@@ -120,19 +124,24 @@ def generate_object(cfg: DataConfig, spec: ObjectSpec, folder: Path) -> dict:
                 for v, f in enumerate(view_frames):
                     write_png(sdir / view_png(v), f.rgb)
                 splat_frames = scene.render_views(splat_views)
-                splatter = fit_splatter(splatter_from_frames(splat_frames, splat_views),
-                                        np.stack([f.rgb for f in in_frames]), inputs, cfg.splatter_fit)
+                unfitted.append(splatter_from_frames(splat_frames, splat_views))
                 geometry = [true_joint_geometry(scene, k) for k in range(len(scene.joints))]
-                write_npz(sdir / STATE_ARRAYS, {
+                arrays.append({
                     "depth": np.stack([f.depth for f in view_frames]).astype(np.float16),
                     "seg": np.stack([f.seg for f in view_frames]).astype(np.int16),
-                    "splatter": splatter,
                     "part": part_labels(scene, np.stack([f.seg for f in splat_frames])),
                     "joint_axis": np.array([g[1] for g in geometry], dtype=np.float32).reshape(-1, 3),
                     "joint_pivot": np.array([g[2] for g in geometry], dtype=np.float32).reshape(-1, 3),
                 })
                 states_meta.append({"name": name, "part": int(part), "joint": scene.joints[part].name,
                                     "joint_states": [round(float(x), 9) for x in values]})
+            # the part's states are fitted in one batch (each as if alone; batched is ~1.5x faster per state)
+            fitted = fit_splatter(np.stack(unfitted), np.stack([[f.rgb for f in frames] for frames in input_frames]),
+                                  inputs, cfg.splatter_fit)
+            for meta, state_arrays, splatter in zip(states_meta[first:], arrays, fitted):
+                state_arrays["splatter"] = splatter
+                write_npz(folder / STATES_DIR / meta["name"] / STATE_ARRAYS,
+                          {key: state_arrays[key] for key in STATE_ARRAY_KEYS})
             for i in range(cfg.states_per_part):
                 for j in range(cfg.states_per_part):
                     if i == j:
@@ -265,9 +274,24 @@ def _generate_one(cfg: DataConfig, out: Path, spec: ObjectSpec) -> tuple[int, bo
 
 
 def _worker_init() -> None:
-    """A datagen worker: one thread (the workers share the cores), and Ctrl-C is the parent's to handle."""
+    """A datagen worker: one thread (the workers share the cores), Ctrl-C is the parent's to handle,
+    and on Linux it dies with the parent (a ``kill -9`` of ``partrm-gym datagen`` leaves no worker
+    writing beside the run that resumes it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     set_threads(1)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent exits (prctl PR_SET_PDEATHSIG); elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # no glibc (musl, ...): workers then finish their object and exit
+        pass
 
 
 def _worker_generate(job: tuple[DataConfig, Path, ObjectSpec]) -> tuple[str, object]:
@@ -391,9 +415,11 @@ def merge_manifest(out: Path) -> dict:
 def main(args: argparse.Namespace) -> int:
     cfg = load_data_config(args.config)
     out = Path(args.out)
+    workers = getattr(args, "workers", None) or available_cores()
+    if workers == 1 and getattr(args, "threads", None) is None:
+        set_threads(1)  # the one worker is this process: one thread, as any worker
     t0 = time.perf_counter()
-    summary = run_shard(cfg, out, args.shard, args.num_shards, progress=not args.quiet,
-                        workers=getattr(args, "workers", 1))
+    summary = run_shard(cfg, out, args.shard, args.num_shards, progress=not args.quiet, workers=workers)
     manifest = merge_manifest(out)
     dt = time.perf_counter() - t0
     run = summary["run"]

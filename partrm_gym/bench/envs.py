@@ -1,18 +1,29 @@
-"""``partrm-gym bench envs``: step latency of the world-model env and its twin, batched imagined steps/s."""
+"""``partrm-gym bench envs``: imagination against the simulator it stands in for, in one run.
+
+Every figure is on drags that grasp the object (each env runs the scripted policy): the
+world-model env's step latency against the PyBullet twin's, and env-steps/s of the batched
+world-model vector env (1, 8 and 32 envs, both transitions) against the twin alone and against
+8 twins in Gymnasium's ``AsyncVectorEnv`` (one process each).
+"""
 
 from __future__ import annotations
 
 import argparse
 import time
 
+import gymnasium as gym
 import numpy as np
 
 from partrm_gym.bench.report import emit_report, markdown_table
 from partrm_gym.policies.scripted import ScriptedPolicy
+from partrm_gym.threads import child_threads
+
+VECTOR_SIZES = (1, 8, 32)
+TWIN_PROCESSES = 8
 
 
 def _median_step_ms(env, steps: int, seed: int = 0) -> tuple[float, float]:  # noqa: ANN001
-    """Median step time of scripted drags (they start on the object) and the share of steps that hit it."""
+    """Median step time of scripted drags (they start on the object) and the share of steps that grasp a part."""
     policy = ScriptedPolicy(seed)
     obs, _ = env.reset(seed=seed)
     times, hits = [], 0
@@ -27,6 +38,27 @@ def _median_step_ms(env, steps: int, seed: int = 0) -> tuple[float, float]:  # n
     return float(np.median(times)), hits / steps
 
 
+def _vector_rate(venv, steps: int) -> tuple[float, float]:  # noqa: ANN001
+    """(env-steps/s, share of drags that grasp a part) of a vector env over ``steps`` batched steps of scripted
+    drags, after its reset (not timed)."""
+    n = venv.num_envs
+    policies = [ScriptedPolicy(i) for i in range(n)]
+    obs, _ = venv.reset(seed=0)
+    t, hits = time.perf_counter(), 0
+    for _ in range(steps):
+        actions = np.stack([p({k: v[i] for k, v in obs.items()}) for i, p in enumerate(policies)])
+        obs, _, _, _, info = venv.step(actions)
+        hits += int((~info["missed"]).sum())
+    return n * steps / (time.perf_counter() - t), hits / (n * steps)
+
+
+def _make_twin() -> gym.Env:
+    """A twin for one ``AsyncVectorEnv`` process (Gymnasium also calls it once in this process, for the spaces)."""
+    from partrm_gym.envs.sim_env import PartRMSimEnv
+
+    return PartRMSimEnv(category="drawer", max_steps=1000)
+
+
 def bench_envs(args: argparse.Namespace) -> str:
     import torch
 
@@ -37,27 +69,35 @@ def bench_envs(args: argparse.Namespace) -> str:
 
     device = "cuda" if torch.cuda.is_available() and args.device in ("auto", "cuda") else "cpu"
     wm = WorldModel.from_pretrained(args.model, device=device)
-    rows = [["PartRMSim-Drawer-v0 (twin)", "-", 1, *_median_step_ms(PartRMSimEnv(category="drawer", max_steps=1000),
-                                                                      args.repeats)]]
+    twin_ms, twin_hits = _median_step_ms(PartRMSimEnv(category="drawer", max_steps=1000), args.repeats)
+    latency = [["PartRMSim-Drawer-v0 (twin)", "-", twin_ms, twin_hits, 1.0]]
     for transition in ("articulated", "regenerate"):
-        rows.append(["PartRM-Drawer-v0 (world model)", transition, 1, *_median_step_ms(
-            PartRMEnv(world_model=wm, category="drawer", max_steps=1000, transition=transition), args.repeats)])
-        for n in (4, 8):
+        ms, hits = _median_step_ms(PartRMEnv(world_model=wm, category="drawer", max_steps=1000,
+                                             transition=transition), args.repeats)
+        latency.append(["PartRM-Drawer-v0 (world model)", transition, ms, hits, ms / twin_ms])
+    twin_rate = 1000 / twin_ms
+    throughput = [["twin, 1 env", "-", 1, twin_rate, twin_hits, 1.0]]
+    with child_threads(1):  # the twin processes share the cores: one thread each
+        twins = gym.vector.AsyncVectorEnv([_make_twin] * TWIN_PROCESSES, context="spawn")
+    rate, hits = _vector_rate(twins, args.repeats)
+    twins.close()
+    throughput.append([f"twin, AsyncVectorEnv ({TWIN_PROCESSES} processes)", "-", TWIN_PROCESSES, rate, hits,
+                       rate / twin_rate])
+    for transition in ("articulated", "regenerate"):
+        for n in VECTOR_SIZES:
             venv = PartRMVectorEnv(n, world_model=wm, category="drawer", max_steps=1000, transition=transition)
-            policies = [ScriptedPolicy(i) for i in range(n)]
-            obs, _ = venv.reset(seed=0)
-            t, hits = time.perf_counter(), 0
-            for _ in range(args.repeats):
-                actions = np.stack([p({k: v[i] for k, v in obs.items()}) for i, p in enumerate(policies)])
-                obs, _, _, _, info = venv.step(actions)
-                hits += int((~info["missed"]).sum())
-            dt = (time.perf_counter() - t) / args.repeats
-            rows.append([f"PartRM-Drawer-v0 vector, {n} envs", transition, n, dt * 1e3 / n, hits / (n * args.repeats)])
+            rate, hits = _vector_rate(venv, args.repeats)
             venv.close()
-    table = markdown_table(["env", "transition", "envs", "ms per env-step (median; mean for vector)",
-                            "share of drags that grasp a part"], rows)
-    table += "\n\nImagined env-steps/s: " + ", ".join(f"{r[1]} {r[2]} env(s): {1000 / r[3]:.1f}" for r in rows[1:])
-    table += ("\n\nThe regenerate transition batches one model call per vector step; the articulated one calls no "
-              "network during a step (its vector env steps each env in turn).")
+            throughput.append(["world model, PartRMVectorEnv", transition, n, rate, hits, rate / twin_rate])
+    table = "### Step latency (one env)\n\n" + markdown_table(
+        ["env", "transition", "ms per step (median)", "share of drags that grasp a part", "× the twin's time"],
+        latency)
+    table += "\n\n### Env-steps per second\n\n" + markdown_table(
+        ["what", "transition", "envs", "env-steps/s", "share of drags that grasp a part",
+         "× the twin's single-env steps/s"], throughput)
+    table += ("\n\nResets are not timed (each vector env resets once before its timed steps). The regenerate "
+              "transition batches one model call per vector step; the articulated one calls no network during a "
+              "step. Twin processes each take one thread.")
     table += f"\n\nWorld model on {device} (the simulator and the image processing always run on the CPU)."
-    return emit_report("Environment step latency", f"partrm-gym bench envs --repeats {args.repeats}", table, args.out)
+    return emit_report("Imagination against the simulator: step latency and env-steps/s",
+                       f"partrm-gym bench envs --repeats {args.repeats}", table, args.out)
