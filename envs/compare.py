@@ -47,9 +47,9 @@ def compare(env_name: str, policy_name: str, steps: int, seed: int, out: Path, m
     if env_name not in ENV_CATEGORIES:
         raise UsageError(f"env {env_name!r} is not one of {sorted(ENV_CATEGORIES)}")
     category = ENV_CATEGORIES[env_name]
-    imagined = PartRMEnv(model_path=model_path, world_model=world_model, category=category, resolution=resolution,
-                         max_steps=steps)
-    twin = PartRMSimEnv(category=category, resolution=resolution, max_steps=steps)
+    task = {"category": category, "resolution": resolution, "max_steps": steps, "control_mode": "pixel_drag"}
+    imagined = PartRMEnv(model_path=model_path, world_model=world_model, **task)
+    twin = PartRMSimEnv(**task)
     policy = make_policy(policy_name, seed)
     cams = [imagined.camera] + [evaluation_rig(resolution)[i] for i in EXTRA_VIEWS]
     obs_sim, _ = twin.reset(seed=seed)

@@ -1,9 +1,18 @@
-"""What every PartRM environment shares: the task, the spaces, the drag decoding and the reward.
+"""What every PartRM environment shares: the task, the spaces, the control modes, success and reward.
 
 A task is one object (procedural, from a category and a split), one of its parts, and an
 initial and a goal joint state of that part, all drawn from the simulator at ``reset``.
-The reward is defined on images of the observation camera only, so the world-model env
-(imagined renders) and its PyBullet twin (simulator renders) score the same thing.
+
+Both env families score the same thing (:func:`evaluate_joint`, :func:`compute_reward`): the
+task joint's fraction of its range, read from the simulator in the twin and from the imagined
+articulated state in the world-model env. Success: ``|q - q_goal| <= joint_success_tolerance``
+× range. Dense reward: the progress of the joint towards the goal in the step, normalised by
+the initial distance, plus ``success_bonus`` on success. Image distance to the goal image is
+kept in ``info`` as a diagnostic.
+
+Both families read an action the same way (:func:`drag_from_action`) from their own current
+observation, under one of two ``control_mode`` s: ``pixel_drag`` (a raw drag in the image) or
+``object_drag`` (a point on the object's 2D box snapped onto the object, and a pull).
 """
 
 from __future__ import annotations
@@ -18,12 +27,14 @@ import numpy as np
 from partrm_gym.assets import HELD_OUT_CATEGORY, TRAIN_CATEGORIES, canonical_category
 from partrm_gym.cameras import Camera, orbit_camera
 from partrm_gym.errors import UsageError
-from partrm_gym.scene import Scene
+from partrm_gym.scene import SIM_BACKGROUND, Scene
 
 # Seed blocks of the env's object splits (disjoint from each other; "test" of a training
 # category means held-out instances, of the held-out category any instance).
 TRAIN_SEEDS = (0, 100_000)
 TEST_SEEDS = (1_000_000, 1_100_000)
+ControlMode = Literal["object_drag", "pixel_drag"]
+OBJECT_TOLERANCE = 5  # grey levels: a pixel that differs more than this from the background shows the object
 
 
 @dataclass(frozen=True)
@@ -38,10 +49,15 @@ class TaskConfig:
     obs_fov_deg: float = 49.1
     max_steps: int = 8
     reward_mode: Literal["dense", "sparse"] = "dense"
-    success_ratio: float = 0.35  # success: image distance to the goal below this fraction of the initial one
-    joint_success_tolerance: float = 0.1  # twin: |q - q_goal| within this fraction of the range
+    control_mode: ControlMode = "object_drag"
+    drag_scale: float = 0.5  # object_drag: the pull (dx, dy) = 1 moves this fraction of the image size
+    joint_success_tolerance: float = 0.1  # success: |q - q_goal| within this fraction of the joint's range
+    success_bonus: float = 1.0  # dense reward: added on the step that succeeds
+    # success of the regenerate transition, which has no joint: image distance to the goal image below this
+    # fraction of the initial one
+    success_ratio: float = 0.35
     min_goal_change: float = 0.4  # fraction of the joint range between initial and goal state
-    dense_scale: float = 10.0
+    dense_scale: float = 1.0  # dense reward: the whole way from the initial state to the goal earns this
 
     def __post_init__(self) -> None:
         """Every field checked at ``gym.make``, so a typo fails there and not episodes later."""
@@ -58,12 +74,13 @@ class TaskConfig:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise UsageError(f"{name}={value!r} is not valid; it must be an integer >= {low}")
         for name, low, high in (("success_ratio", 0.0, 1.0), ("joint_success_tolerance", 0.0, 1.0),
+                                ("success_bonus", 0.0, 1e6),
                                 ("min_goal_change", 0.0, 1.0), ("obs_fov_deg", 1.0, 179.0),
                                 ("obs_elevation_deg", -89.0, 89.0)):
             value = getattr(self, name)
             if not isinstance(value, (int, float, np.floating)) or not low <= float(value) <= high:
                 raise UsageError(f"{name}={value!r} is not valid; it must be a number in [{low}, {high}]")
-        for name in ("obs_radius", "dense_scale"):
+        for name in ("obs_radius", "dense_scale", "drag_scale"):
             value = getattr(self, name)
             if not isinstance(value, (int, float, np.floating)) or not (np.isfinite(value) and value > 0):
                 raise UsageError(f"{name}={value!r} is not valid; it must be a positive number")
@@ -101,7 +118,8 @@ def observation_camera(cfg: TaskConfig) -> Camera:
 
 
 def make_spaces(cfg: TaskConfig) -> tuple[gym.spaces.Box, gym.spaces.Dict]:
-    """Action: a drag in [-1, 1]^4 (x0, y0, x1, y1). Observation: current and goal RGB images."""
+    """Action: 4 numbers in [-1, 1] (read by :func:`drag_from_action` under ``cfg.control_mode``).
+    Observation: current and goal RGB images."""
     image = gym.spaces.Box(0, 255, (cfg.resolution, cfg.resolution, 3), np.uint8)
     return (gym.spaces.Box(-1.0, 1.0, (4,), np.float32),
             gym.spaces.Dict({"image": image, "goal": image}))
@@ -114,18 +132,76 @@ def literal_choices(cls: type) -> dict[str, tuple[Any, ...]]:
             if typing.get_origin(hints[f.name]) is Literal}
 
 
-def decode_action(action: np.ndarray) -> np.ndarray:
-    """Env action in [-1, 1]^4 -> drag in [0, 1]^4. Only shape (4,) is an action (a (2, 2) array or nested
-    lists are not reshaped: they are a caller's bug); non-finite actions are an error; others are clipped."""
+def checked_action(action: np.ndarray) -> np.ndarray:
+    """The action as 4 float64 numbers clipped to [-1, 1]. Only shape (4,) is an action (a (2, 2) array or
+    nested lists are not reshaped: they are a caller's bug); non-finite actions are an error."""
     try:
         a = np.asarray(action, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"action must be 4 numbers (x0, y0, x1, y1), got {action!r}") from None
+        raise ValueError(f"action must be 4 numbers, got {action!r}") from None
     if a.shape != (4,):
-        raise ValueError(f"action must have shape (4,) (x0, y0, x1, y1), got shape {a.shape}")
+        raise ValueError(f"action must have shape (4,), got shape {a.shape}")
     if not np.isfinite(a).all():
         raise ValueError(f"action contains NaN or inf: {a}")
-    return (np.clip(a, -1.0, 1.0) + 1.0) / 2.0
+    return np.clip(a, -1.0, 1.0)
+
+
+def decode_action(action: np.ndarray) -> np.ndarray:
+    """A ``pixel_drag`` action (x0, y0, x1, y1) in [-1, 1]^4 -> a drag in [0, 1]^4 of the image."""
+    return (checked_action(action) + 1.0) / 2.0
+
+
+def object_mask(image: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pixels of an observation (H, W, 3) uint8 that show the object (not the background).
+    The same rule on simulator renders and on imagined renders, so both worlds anchor actions alike."""
+    background = np.round(np.asarray(SIM_BACKGROUND) * 255.0)
+    return (np.abs(image.astype(np.int16) - background).max(axis=-1) > OBJECT_TOLERANCE)
+
+
+def drag_from_action(cfg: TaskConfig, action: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """The drag in [0, 1]^4 (x0, y0, x1, y1) of the observation image that ``action`` means under
+    ``cfg.control_mode``, given the current observation ``image`` (H, W, 3) uint8.
+
+    * ``pixel_drag``: (x0, y0, x1, y1) in [-1, 1]^4 over the image (:func:`decode_action`).
+    * ``object_drag``: (u, v, dx, dy). (u, v) in [-1, 1]^2 spans the 2D bounding box of the object's
+      pixels (:func:`object_mask`), and the point is snapped to the nearest object pixel's centre;
+      the drag ends (dx, dy) × ``drag_scale`` of the image size away (clipped to the image). With no
+      object pixel in view it starts at the image centre.
+    """
+    a = checked_action(action)
+    if cfg.control_mode == "pixel_drag":
+        return (a + 1.0) / 2.0
+    H, W = image.shape[:2]
+    ys, xs = np.nonzero(object_mask(image))
+    if len(xs) == 0:
+        start = np.array([0.5, 0.5])
+    else:
+        box_x = xs.min() + (a[0] + 1.0) / 2.0 * (xs.max() - xs.min())
+        box_y = ys.min() + (a[1] + 1.0) / 2.0 * (ys.max() - ys.min())
+        k = int(np.argmin((xs - box_x) ** 2 + (ys - box_y) ** 2))
+        start = np.array([(xs[k] + 0.5) / W, (ys[k] + 0.5) / H])
+    end = np.clip(start + a[2:] * cfg.drag_scale, 0.0, 1.0)
+    return np.concatenate([start, end])
+
+
+def evaluate_joint(cfg: TaskConfig, joint_fraction: float, goal_fraction: float) -> dict[str, Any]:
+    """Success and the quantities the reward reads, from the task joint's fraction of its range (true in the
+    twin, imagined in the world-model env) and the goal's: ``joint_error`` = |fraction - goal|, ``is_success``
+    = error <= ``joint_success_tolerance``."""
+    error = abs(float(joint_fraction) - float(goal_fraction))
+    return {"joint_fraction": float(joint_fraction), "goal_fraction": float(goal_fraction), "joint_error": error,
+            "is_success": bool(error <= cfg.joint_success_tolerance)}
+
+
+def compute_reward(cfg: TaskConfig, error: float, previous_error: float, initial_error: float, success: bool
+                   ) -> float:
+    """``sparse``: 1 on success, else 0. ``dense``: ``dense_scale`` × (previous_error - error) / initial_error
+    + ``success_bonus`` × success, so an episode that goes straight to the goal earns ``dense_scale`` +
+    ``success_bonus`` and a step away from it is penalised. ``error`` is :func:`evaluate_joint`'s (or, in the
+    regenerate transition, the image distance)."""
+    if cfg.reward_mode == "sparse":
+        return float(success)
+    return cfg.dense_scale * (previous_error - error) / max(initial_error, 1e-6) + cfg.success_bonus * float(success)
 
 
 def sample_task(cfg: TaskConfig, rng: np.random.Generator) -> tuple[Task, Scene]:
@@ -156,10 +232,7 @@ def image_distance(image: np.ndarray, goal: np.ndarray) -> float:
     return float(np.abs(image.astype(np.float32) - goal.astype(np.float32)).mean() / 255.0)
 
 
-def reward_and_success(cfg: TaskConfig, distance: float, previous: float, initial: float) -> tuple[float, bool]:
-    """Dense: progress towards the goal image (scaled); sparse: 1 on success. Success is relative to the start."""
-    success = distance <= cfg.success_ratio * max(initial, 1e-6)
-    if cfg.reward_mode == "sparse":
-        return float(success), success
-    return cfg.dense_scale * (previous - distance), success
-
+def image_success(cfg: TaskConfig, distance: float, initial: float) -> bool:
+    """The regenerate transition's success (it has no joint): image distance to the goal within
+    ``success_ratio`` of the initial one."""
+    return bool(distance <= cfg.success_ratio * max(initial, 1e-6))

@@ -37,7 +37,15 @@ from partrm_gym.articulation import solve_joint_value as solve_imagined_joint
 from partrm_gym.cameras import stack_cameras
 from partrm_gym.drags import pixel_index, to_pixels
 from partrm_gym.envs.base import ArticulatedTaskEnv
-from partrm_gym.envs.task import Task, decode_action, image_distance, reward_and_success, sample_task
+from partrm_gym.envs.task import (
+    Task,
+    compute_reward,
+    drag_from_action,
+    evaluate_joint,
+    image_distance,
+    image_success,
+    sample_task,
+)
 from partrm_gym.errors import UsageError
 from partrm_gym.gaussians import Gaussians, save_ply
 from partrm_gym.model.drag_propagation import drags_for_model, starts_on_surface
@@ -146,9 +154,11 @@ class PartRMEnv(ArticulatedTaskEnv):
         self.task = task
         self._initial_distance = self._distance = image_distance(self._image, self._goal_image)
         self._steps = 0
+        evaluation = self.evaluate()
+        self._initial_error = self._error = self._reward_error(evaluation)
         return self._obs(), {"category": task.category, "object_seed": task.seed, "joint": task.joint,
                              "sim_image": request.sim_image, "image_distance": self._distance, "missed": False,
-                             **self._joint_info()}
+                             **evaluation}
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
         request = self.prepare_step(action)
@@ -162,7 +172,7 @@ class PartRMEnv(ArticulatedTaskEnv):
         or None when no network call is needed (a miss, or the articulated transition, which moves its part here)."""
         if self.gaussians is None:
             raise self._lifecycle_error()
-        drag = decode_action(action)
+        drag = drag_from_action(self.cfg, action, self._image)
         if self.transition == "articulated":
             self._missed = not self._move_grasped_part(drag)
             return None
@@ -177,13 +187,31 @@ class PartRMEnv(ArticulatedTaskEnv):
         """Render the new imagined state (unchanged after a miss) and score it."""
         if not self._missed:
             self._render_current()
-        previous, self._distance = self._distance, image_distance(self._image, self._goal_image)
-        reward, success = reward_and_success(self.cfg, self._distance, previous, self._initial_distance)
+        self._distance = image_distance(self._image, self._goal_image)
+        evaluation = self.evaluate()
+        error = self._reward_error(evaluation)
+        reward = compute_reward(self.cfg, error, self._error, self._initial_error, evaluation["is_success"])
+        self._error = error
         self._steps += 1
+        success = evaluation["is_success"]
         truncated = self._steps >= self.cfg.max_steps and not success
-        info = {"image_distance": self._distance, "missed": self._missed, "is_success": success,
-                "joint": self.task.joint, **self._joint_info()}
-        return self._obs(), float(reward), bool(success), truncated, info
+        info = {"image_distance": self._distance, "missed": self._missed, "joint": self.task.joint, **evaluation}
+        return self._obs(), float(reward), success, truncated, info
+
+    def evaluate(self) -> dict[str, Any]:
+        """Success and what the reward reads. Articulated transition: from the imagined task joint
+        (:func:`~partrm_gym.envs.task.evaluate_joint`, the twin's rule), with its ``joint_value``. Regenerate
+        transition (no joint in its state): ``is_success`` from the image distance to the goal image."""
+        if self.transition != "articulated":
+            return {"is_success": image_success(self.cfg, self._distance, self._initial_distance)}
+        lower, upper = self._limits
+        value = self.state.joints[self.task_part].value if self.task_part is not None else self._start_value
+        return {"joint_value": float(value), **evaluate_joint(self.cfg, (value - lower) / (upper - lower),
+                                                             (self._goal_value - lower) / (upper - lower))}
+
+    def _reward_error(self, evaluation: dict[str, Any]) -> float:
+        """What the dense reward's progress is measured on: the joint error, or the image distance (regenerate)."""
+        return evaluation["joint_error"] if "joint_error" in evaluation else self._distance
 
     def render(self) -> np.ndarray | None:
         return self._image.copy() if self.render_mode == "rgb_array" and self.gaussians is not None else None
@@ -206,6 +234,15 @@ class PartRMEnv(ArticulatedTaskEnv):
             raise RuntimeError("part labels exist in the articulated transition after reset()")
         return render_part_labels(self.gaussians, self.state.labels, cameras or [self.camera])
 
+    def task_part_mask(self) -> np.ndarray:
+        """(H, W) bool: the observation's pixels that show the imagined task part (all False when no predicted part
+        matched the task, and in the regenerate transition, which has no parts)."""
+        if self.gaussians is None:
+            raise RuntimeError("no imagined state: call reset() first")
+        if self.state is None or self.task_part is None:
+            return np.zeros(self._image.shape[:2], bool)
+        return self.part_labels()[0] == self.task_part
+
     def export_ply(self, path: str | Path) -> Path:
         if self.gaussians is None:
             raise RuntimeError("no imagined state: call reset() first")
@@ -217,16 +254,6 @@ class PartRMEnv(ArticulatedTaskEnv):
             self.gaussians = self.state.gaussians()
         rgb, depth = render_gaussians(self.gaussians, [self.camera])
         self._image, self._depth = rgb[0], depth[0]
-
-    def _joint_info(self) -> dict[str, float]:
-        """The task joint as imagined: ``joint_value``, ``joint_fraction``, ``goal_fraction`` (articulated
-        transition only: the regenerate transition has no joint in its state, so the keys are absent)."""
-        if self.transition != "articulated":
-            return {}
-        lower, upper = self._limits
-        value = self.state.joints[self.task_part].value if self.task_part is not None else self._start_value
-        return {"joint_value": float(value), "joint_fraction": float((value - lower) / (upper - lower)),
-                "goal_fraction": float((self._goal_value - lower) / (upper - lower))}
 
     def _find_task_part(self) -> int | None:
         """The predicted part (and its axis sign) whose motion from the initial to the goal value best

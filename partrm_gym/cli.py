@@ -131,34 +131,17 @@ def _policy(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    import importlib
+
+    from partrm_gym.bench.all import PARTS
+
     if args.what == "all":
         from partrm_gym.bench.all import bench_all
 
         bench_all(args)
-    elif args.what == "pipeline":
-        from partrm_gym.bench.pipeline import bench_pipeline
-
-        bench_pipeline(args)
-    elif args.what == "render":
-        from partrm_gym.bench.render import bench_render
-
-        bench_render(args)
-    elif args.what == "sim":
-        from partrm_gym.bench.sim import bench_sim
-
-        bench_sim(args)
-    elif args.what == "envs":
-        from partrm_gym.bench.envs import bench_envs
-
-        bench_envs(args)
-    elif args.what == "rollout":
-        from partrm_gym.bench.rollout import bench_rollout
-
-        bench_rollout(args)
-    elif args.what == "gt-splatter":
-        from partrm_gym.bench.gt_splatter import bench_gt_splatter
-
-        bench_gt_splatter(args)
+        return 0
+    part = next(p for p in PARTS if p.name == args.what)
+    getattr(importlib.import_module(part.module), part.function)(args)
     return 0
 
 
@@ -278,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_policy, out_kind="folder")
 
     p = sub.add_parser("bench", help="measure speed on this machine and print a Markdown table")
-    p.add_argument("what", choices=["all", "render", "sim", "gt-splatter", "envs", "pipeline", "rollout"])
+    from partrm_gym.bench.all import PARTS
+
+    p.add_argument("what", choices=["all", *(part.name for part in PARTS)])
     p.add_argument("--model", default=None, help="envs: checkpoint folder (default: the bundled model)")
     p.add_argument("--out", default=None, help="also write the table to this Markdown file")
     p.add_argument("--repeats", type=positive_int, default=10)
@@ -290,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fit-steps", type=non_negative_int, default=None,
                    help="gt-splatter: Adam steps fitting the splatter to the canonical views (default: the dataset's)")
     p.add_argument("--train-steps", type=positive_int, default=30, help="pipeline: training steps timed per stage")
-    p.add_argument("--episodes", type=positive_int, default=40, help="rollout: episodes (test split, seed 100000 + i)")
+    p.add_argument("--episodes", type=positive_int, default=40,
+                   help="rollout, actions: episodes (test split, seed 100000 + i)")
     p.add_argument("--steps", type=positive_int, default=8, help="rollout: drags per episode")
     p.add_argument("--policy", default="scripted", choices=["scripted", "random"], help="rollout: who drags")
     p.add_argument("--transition", default="articulated", choices=["articulated", "regenerate"],

@@ -119,7 +119,7 @@ def run_rollout(out: str | Path, model: WorldModel, cfg: DemoConfig) -> tuple[di
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     task = {"category": cfg.category, "split": "test", "resolution": cfg.resolution,
-            "max_steps": max(cfg.rollout_steps, 1)}
+            "max_steps": max(cfg.rollout_steps, 1), "control_mode": ScriptedPolicy.control_mode}
     sim, imagined = PartRMSimEnv(**task), PartRMEnv(world_model=model, transition="articulated", **task)
     policy = ScriptedPolicy(cfg.seed)
     frames, rows = [], []

@@ -256,10 +256,12 @@ def _load_policy(model: Any, path: Path) -> None:
 
 
 class AgentPolicy:
-    """A trained agent as a policy over the env's dict observations (deterministic actions)."""
+    """A trained agent as a policy over the env's dict observations (deterministic actions), in the control mode
+    it was trained in."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, control_mode: str | None = None) -> None:
         self.model = model
+        self.control_mode = control_mode
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         action, _ = self.model.predict(_stack(obs), deterministic=True)

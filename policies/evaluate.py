@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from partrm_gym.envs.task import TaskConfig
 from partrm_gym.errors import UsageError
 from partrm_gym.io import atomic_write_gif, atomic_write_json, atomic_write_text
 from partrm_gym.policies.agents import AgentPolicy, EpisodeResult, load_agent, make_env, run_episode, summarise
@@ -40,8 +41,21 @@ def make_actor(policy: str, seed: int = 0, model_path: str | None = None,
     if not Path(policy).is_dir():
         raise FileNotFoundError(f"policy {policy!r} is neither one of {BUILTIN_POLICIES} nor an agent folder "
                                 "(written by `partrm-gym policy train`, e.g. runs/ppo/final)")
-    model, _ = load_agent(policy)
-    return AgentPolicy(model)
+    model, cfg = load_agent(policy)
+    return AgentPolicy(model, cfg.env_kwargs.get("control_mode", TaskConfig.control_mode))
+
+
+def env_kwargs_for(actor: Any, env_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """``env_kwargs`` with the control mode the actor acts in (an actor without one runs in the env's); a
+    different ``control_mode`` in ``env_kwargs`` is an error, as the actions would mean something else."""
+    kwargs = dict(env_kwargs or {})
+    mode = getattr(actor, "control_mode", None)
+    if mode is not None:
+        if kwargs.get("control_mode", mode) != mode:
+            raise UsageError(f"this policy acts in control_mode={mode!r}, the env was given "
+                             f"control_mode={kwargs['control_mode']!r}; leave it out or use {mode!r}")
+        kwargs["control_mode"] = mode
+    return kwargs
 
 
 def evaluate(actor: Any, env_id: str, env_kwargs: dict[str, Any] | None, episodes: int, seed: int,
@@ -49,7 +63,7 @@ def evaluate(actor: Any, env_id: str, env_kwargs: dict[str, Any] | None, episode
     """Run ``episodes`` episodes; the first ``video_episodes`` keep their frames (observation | goal)."""
     if episodes < 1:
         raise UsageError(f"episodes={episodes}: evaluate at least 1 episode")
-    env = make_env(env_id, env_kwargs).unwrapped  # the dict observation: policies see image and goal
+    env = make_env(env_id, env_kwargs_for(actor, env_kwargs)).unwrapped  # the dict observation: image and goal
     try:
         results = [run_episode(env, actor, seed + i, record=i < video_episodes)
                    for i in tqdm(range(episodes), desc=desc, unit="ep")]

@@ -20,6 +20,7 @@ import numpy as np
 
 from partrm_gym.envs.task import decode_action, image_distance
 from partrm_gym.envs.world_model_env import render_gaussians
+from partrm_gym.errors import UsageError
 from partrm_gym.model.drag_propagation import drags_for_model
 from partrm_gym.model.segmenters import ClassicalSegmenter, Segmenter
 from partrm_gym.model.world_model import WorldModel
@@ -37,6 +38,8 @@ class PlannerConfig:
 
 class ImaginationPlanner:
     """``act(env, obs)`` -> the action whose imagined outcome is closest to the goal image."""
+
+    control_mode = "pixel_drag"  # its candidates are drags in the image
 
     def __init__(self, world_model: WorldModel, cfg: PlannerConfig | None = None, seed: int = 0,
                  segmenter: Segmenter | None = None) -> None:
@@ -59,6 +62,9 @@ class ImaginationPlanner:
         to be taken); only if every drag missed is the unscored scripted guess returned.
         """
         base = getattr(env, "unwrapped", env)
+        if base.cfg.control_mode != self.control_mode:
+            raise UsageError(f"the planner's actions are drags in the image: make the env with "
+                             f"control_mode='{self.control_mode}' (it has {base.cfg.control_mode!r})")
         camera = base.camera
         views, _ = base.render_camera(self.model.input_cameras)
         current = self.model.predict(views[None])

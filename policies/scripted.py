@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from partrm_gym.envs.task import object_mask
+
 CHANGE_THRESHOLD = 24  # grey levels: a pixel "changed" if it differs more than this from the goal
-BACKGROUND_LEVEL = 250  # the renders are on white: brighter pixels are background
 
 
 class RandomPolicy:
+    """Uniform actions in [-1, 1]^4: a random drag under whatever ``control_mode`` the env has."""
+
+    control_mode = None  # any
+
     def __init__(self, seed: int = 0) -> None:
         self.rng = np.random.default_rng(seed)
 
@@ -25,6 +30,8 @@ class RandomPolicy:
 class ScriptedPolicy:
     """Grab a changed pixel of the object in the current image, drag it towards where the goal differs."""
 
+    control_mode = "pixel_drag"  # its actions are drags in the image
+
     def __init__(self, seed: int = 0) -> None:
         self.rng = np.random.default_rng(seed)
 
@@ -32,8 +39,8 @@ class ScriptedPolicy:
         image, goal = obs["image"].astype(np.int16), obs["goal"].astype(np.int16)
         H, W = image.shape[:2]
         changed = np.abs(image - goal).max(axis=-1) > CHANGE_THRESHOLD
-        on_object_now = image.min(axis=-1) < BACKGROUND_LEVEL
-        on_object_goal = goal.min(axis=-1) < BACKGROUND_LEVEL
+        on_object_now = object_mask(obs["image"])
+        on_object_goal = object_mask(obs["goal"])
         src = np.argwhere(changed & on_object_now)
         dst = np.argwhere(changed & on_object_goal)
         if len(src) == 0 or len(dst) == 0:

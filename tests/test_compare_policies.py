@@ -27,7 +27,7 @@ def test_scripted_policy_beats_random_in_the_twin():
     def success_rate(policy_name, episodes=6):
         wins = 0
         for ep in range(episodes):
-            env = gym.make("PartRMSim-Drawer-v0", max_steps=4)
+            env = gym.make("PartRMSim-Drawer-v0", max_steps=4, control_mode="pixel_drag")
             policy = make_policy(policy_name, ep)
             obs, _ = env.reset(seed=100 + ep)
             for _ in range(4):

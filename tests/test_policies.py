@@ -7,6 +7,7 @@ import pytest
 import torch
 from test_model_network import MINI
 
+from partrm_gym.errors import UsageError
 from partrm_gym.model.checkpoint import save_checkpoint
 from partrm_gym.model.partrm import PartRM
 from partrm_gym.model.world_model import WorldModel
@@ -30,7 +31,13 @@ def test_planner_batches_candidates_and_returns_a_valid_action():
     wm.predict = lambda views, *a, **k: calls.append(len(views)) or predict(views, *a, **k)
     cfg = PlannerConfig(candidates=6, iterations=2, elites=2)
     planner = ImaginationPlanner(wm, cfg, seed=0)
-    env = make_env("PartRMSim-Drawer-v0", TWIN_KWARGS).unwrapped
+    env = make_env("PartRMSim-Drawer-v0", {**TWIN_KWARGS, "control_mode": "object_drag"}).unwrapped
+    obs, _ = env.reset(seed=1)
+    with pytest.raises(UsageError, match="control_mode='pixel_drag'"):
+        planner.act(env, obs)  # its actions would mean something else
+    env.close()
+    calls.clear()
+    env = make_env("PartRMSim-Drawer-v0", {**TWIN_KWARGS, "control_mode": "pixel_drag"}).unwrapped
     obs, _ = env.reset(seed=1)
     action = planner.act(env, obs)
     assert action.shape == (4,) and action.dtype == np.float32 and np.all(np.abs(action) <= 1)

@@ -20,7 +20,8 @@ PARTS = (_Part("envs", "partrm_gym.bench.envs", "bench_envs"),
          _Part("sim", "partrm_gym.bench.sim", "bench_sim"),
          _Part("pipeline", "partrm_gym.bench.pipeline", "bench_pipeline"),
          _Part("gt-splatter", "partrm_gym.bench.gt_splatter", "bench_gt_splatter"),
-         _Part("rollout", "partrm_gym.bench.rollout", "bench_rollout"))
+         _Part("rollout", "partrm_gym.bench.rollout", "bench_rollout"),
+         _Part("actions", "partrm_gym.bench.actions", "bench_actions"))
 # bench_all runs the rollout once per transition, so both stand side by side in the report
 ROLLOUT_TRANSITIONS = ("articulated", "regenerate")
 

@@ -56,7 +56,7 @@ def _make_twin() -> gym.Env:
     """A twin for one ``AsyncVectorEnv`` process (Gymnasium also calls it once in this process, for the spaces)."""
     from partrm_gym.envs.sim_env import PartRMSimEnv
 
-    return PartRMSimEnv(category="drawer", max_steps=1000)
+    return PartRMSimEnv(category="drawer", max_steps=1000, control_mode=ScriptedPolicy.control_mode)
 
 
 def bench_envs(args: argparse.Namespace) -> str:
@@ -69,11 +69,11 @@ def bench_envs(args: argparse.Namespace) -> str:
 
     device = "cuda" if torch.cuda.is_available() and args.device in ("auto", "cuda") else "cpu"
     wm = WorldModel.from_pretrained(args.model, device=device)
-    twin_ms, twin_hits = _median_step_ms(PartRMSimEnv(category="drawer", max_steps=1000), args.repeats)
+    task = {"category": "drawer", "max_steps": 1000, "control_mode": ScriptedPolicy.control_mode}
+    twin_ms, twin_hits = _median_step_ms(PartRMSimEnv(**task), args.repeats)
     latency = [["PartRMSim-Drawer-v0 (twin)", "-", twin_ms, twin_hits, 1.0]]
     for transition in ("articulated", "regenerate"):
-        ms, hits = _median_step_ms(PartRMEnv(world_model=wm, category="drawer", max_steps=1000,
-                                             transition=transition), args.repeats)
+        ms, hits = _median_step_ms(PartRMEnv(world_model=wm, transition=transition, **task), args.repeats)
         latency.append(["PartRM-Drawer-v0 (world model)", transition, ms, hits, ms / twin_ms])
     twin_rate = 1000 / twin_ms
     throughput = [["twin, 1 env", "-", 1, twin_rate, twin_hits, 1.0]]
@@ -85,7 +85,7 @@ def bench_envs(args: argparse.Namespace) -> str:
                        rate / twin_rate])
     for transition in ("articulated", "regenerate"):
         for n in VECTOR_SIZES:
-            venv = PartRMVectorEnv(n, world_model=wm, category="drawer", max_steps=1000, transition=transition)
+            venv = PartRMVectorEnv(n, world_model=wm, transition=transition, **task)
             rate, hits = _vector_rate(venv, args.repeats)
             venv.close()
             throughput.append(["world model, PartRMVectorEnv", transition, n, rate, hits, rate / twin_rate])

@@ -114,9 +114,9 @@ def run_rollouts(episodes: int, steps: int, policy: str, transition: str, model_
     from partrm_gym.policies.scripted import ScriptedPolicy
 
     model = WorldModel.from_pretrained(model_path)
-    envs = {c: (PartRMSimEnv(category=c, split="test", resolution=resolution, max_steps=steps + 1),
-                PartRMEnv(world_model=model, category=c, split="test", resolution=resolution, max_steps=steps + 1,
-                          transition=transition)) for c in CATEGORIES}
+    task = {"split": "test", "resolution": resolution, "max_steps": steps + 1, "control_mode": "pixel_drag"}
+    envs = {c: (PartRMSimEnv(category=c, **task), PartRMEnv(world_model=model, category=c, transition=transition,
+                                                          **task)) for c in CATEGORIES}
     rows = []
     try:
         for i in tqdm(range(episodes), desc=f"rollout {transition}/{policy}", unit="ep"):
