@@ -58,6 +58,7 @@ class AgentConfig:
     learning_starts: int = 500
     # logging / checkpoints
     checkpoint_every: int = 2_000
+    snapshot_every: int = 0  # also keep the agent every this many steps in snapshots/ (never pruned); 0: none
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -66,6 +67,8 @@ class AgentConfig:
         for name in ("total_steps", "n_envs", "n_steps", "batch_size", "n_epochs", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.snapshot_every < 0:
+            raise ValueError(f"snapshot_every must be >= 0 (0: no snapshots), got {self.snapshot_every}")
         check_env_id(self.env_id)
 
 
@@ -298,6 +301,9 @@ def train_agent(cfg: AgentConfig, out: str | Path, resume: bool = False, progres
                 if self.num_timesteps % cfg.checkpoint_every < cfg.n_envs:
                     save_training_state(out, self.num_timesteps, lambda d: save_agent(model, cfg, d),
                                         _optimizers(model), {})
+                if cfg.snapshot_every and self.num_timesteps % cfg.snapshot_every < cfg.n_envs:
+                    save_agent(model, cfg, snapshot_dir(out, self.num_timesteps // cfg.snapshot_every
+                                                        * cfg.snapshot_every))
                 return True
 
         remaining = cfg.total_steps - model.num_timesteps
@@ -306,6 +312,11 @@ def train_agent(cfg: AgentConfig, out: str | Path, resume: bool = False, progres
         return save_agent(model, cfg, out / "final")
     finally:
         venv.close()
+
+
+def snapshot_dir(run: str | Path, steps: int) -> Path:
+    """Where ``train_agent`` keeps the agent of ``steps`` env steps when ``snapshot_every`` asks for it."""
+    return Path(run) / "snapshots" / f"step_{steps:08d}"
 
 
 # -- evaluation ---------------------------------------------------------------------------------------------
@@ -361,4 +372,4 @@ def summarise(results: list[EpisodeResult]) -> dict[str, Any]:
 
 
 __all__ = ["AgentConfig", "AgentPolicy", "EpisodeResult", "StackImageGoal", "build_agent", "load_agent",
-           "make_env", "run_episode", "save_agent", "summarise", "train_agent", "wilson_interval"]
+           "make_env", "run_episode", "save_agent", "snapshot_dir", "summarise", "train_agent", "wilson_interval"]

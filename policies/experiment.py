@@ -1,10 +1,12 @@
 """``partrm-gym policy experiment configs/policy/headline.yaml``: is the world model useful for manipulation?
 
-On held-out objects in the PyBullet twin, the success rate of: random drags, the scripted
-policy, the CEM planner in imagination, PPO trained only in imagination (``PartRM-*``) and
-PPO trained in the twin (``PartRMSim-*``) with the same budget of env steps. Then the same
-policies run in the world-model env on the same seeds, and the correlation between the
-imagined and the simulated return of each episode says how well imagination ranks policies.
+Every policy — random drags, the scripted policy, the CEM planner in imagination, PPO trained
+only in imagination (``PartRM-*``) and earlier checkpoints of it, PPO trained in the twin
+(``PartRMSim-*``) — runs the same held-out episodes (fixed seeds) closed-loop in the PyBullet
+twin and in the world-model env, each in its own control mode. Per policy: success with Wilson
+95% intervals and mean return in each world. Across episode pairs: Pearson and Spearman
+correlation of imagined against twin return. Across policies: the rank agreement of success
+rates (Spearman) and the mean maximum rank violation (MMRV, SIMPLER's definition).
 
 Everything lands under ``--out``: per-policy JSON/CSV/GIF, ``results.md``/``.csv``, a plot.
 The job resumes: trained agents and finished evaluations are reused when the command is run again.
@@ -24,10 +26,11 @@ from typing import Any
 import numpy as np
 
 from partrm_gym.config import load_config, save_config
+from partrm_gym.errors import UsageError
 from partrm_gym.io import atomic_write_text
 from partrm_gym.model.checkpoint import CHECKSUM_KEY, PROVENANCE, read_provenance
 from partrm_gym.plotting import save_figure, subplots
-from partrm_gym.policies.agents import AgentConfig, train_agent
+from partrm_gym.policies.agents import AgentConfig, snapshot_dir, train_agent
 from partrm_gym.policies.evaluate import evaluate, format_summary, make_actor, write_report
 from partrm_gym.policies.planner import PlannerConfig
 from partrm_gym.train.train_state import latest_checkpoint
@@ -40,8 +43,7 @@ class ExperimentConfig:
     imagined_env: str = "PartRM-Drawer-v0"  # the same tasks in imagination, for the return correlation
     split: str = "test"  # held-out instances
     env_kwargs: dict[str, Any] = field(default_factory=dict)  # more task settings for both envs (max_steps, ...)
-    episodes: int = 40
-    correlation_episodes: int = 20
+    episodes: int = 40  # in each world
     seed: int = 100_000  # episode i uses seed + i (not the training seeds)
     model_path: str | None = None  # world model for the planner and the imagined env (None: bundled)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
@@ -49,6 +51,9 @@ class ExperimentConfig:
     agents: dict[str, str] = field(default_factory=lambda: {"ppo_imagination": "policy/ppo_imagination",
                                                             "ppo_twin": "policy/ppo_twin"})
     baselines: tuple[str, ...] = ("random", "scripted", "planner")
+    # agent name -> env steps of earlier checkpoints also evaluated (as "name@steps"), so the policies span weak
+    # to strong
+    checkpoints: dict[str, list[int]] = field(default_factory=dict)
 
 
 def _train_agents(cfg: ExperimentConfig, out: Path) -> dict[str, Path]:
@@ -64,6 +69,12 @@ def _train_agents(cfg: ExperimentConfig, out: Path) -> dict[str, Path]:
             print(f"training {name}: {agent_cfg.algo} on {agent_cfg.env_id} for {agent_cfg.total_steps} steps")
             train_agent(agent_cfg, run, resume=latest_checkpoint(run) is not None)
         folders[name] = final
+        for steps in cfg.checkpoints.get(name, []):
+            folder = snapshot_dir(run, steps)
+            if not (folder / PROVENANCE).is_file():
+                raise UsageError(f"checkpoints: {name} has no snapshot at {steps} steps ({folder}); use a multiple of "
+                                 f"its snapshot_every ({agent_cfg.snapshot_every}) below {agent_cfg.total_steps}")
+            folders[f"{name}@{steps}"] = folder
     return folders
 
 
@@ -110,7 +121,7 @@ def run_experiment(cfg: ExperimentConfig, out: Path) -> dict[str, Any]:
 
         def imagined(policy: str = policy, name: str = name) -> tuple:
             actor = make_actor(policy, cfg.seed, cfg.model_path, cfg.planner, world_model)
-            return evaluate(actor, cfg.imagined_env, imagined_kwargs, cfg.correlation_episodes, cfg.seed,
+            return evaluate(actor, cfg.imagined_env, imagined_kwargs, cfg.episodes, cfg.seed,
                             desc=f"{name} (imagined)")
 
         fingerprint = hashlib.sha256(json.dumps([asdict(cfg), policy, _weights_id(policy)], sort_keys=True,
@@ -120,13 +131,21 @@ def run_experiment(cfg: ExperimentConfig, out: Path) -> dict[str, Any]:
         print(format_summary(name, summary))
         rows.append({"policy": name, **{k: summary[k] for k in ("success_rate", "ci95", "mean_return",
                                                                  "mean_steps", "mean_final_joint_error")},
-                     "imagined_success_rate": im_summary["success_rate"],
+                     "imagined_success_rate": im_summary["success_rate"], "imagined_ci95": im_summary["ci95"],
                      "imagined_mean_return": im_summary["mean_return"]})
-        scatter += [(name, a, b) for a, b in zip(im_returns, sim_returns[:len(im_returns)])]
+        scatter += [(name, a, b) for a, b in zip(im_returns, sim_returns)]
     corr = _correlations(scatter, rows)
     _write_tables(cfg, out, rows, corr)
     _plot(out / "results.png", rows, scatter)
     return {"rows": rows, "correlation": corr}
+
+
+def mmrv(real: np.ndarray, imagined: np.ndarray) -> float:
+    """Mean maximum rank violation (SIMPLER): the mean over policies i of the largest real-success gap
+    |real_i - real_j| among the policies j whose order against i the imagined rates get wrong."""
+    real, imagined = np.asarray(real, float), np.asarray(imagined, float)
+    violated = (imagined[:, None] < imagined[None, :]) != (real[:, None] < real[None, :])
+    return float(np.mean(np.max(np.abs(real[:, None] - real[None, :]) * violated, axis=1))) if len(real) else 0.0
 
 
 def _correlations(scatter: list[tuple[str, float, float]], rows: list[dict]) -> dict[str, float]:
@@ -134,38 +153,40 @@ def _correlations(scatter: list[tuple[str, float, float]], rows: list[dict]) -> 
 
     im = np.array([s[1] for s in scatter])
     sim = np.array([s[2] for s in scatter])
-    out = {"episodes": len(scatter)}
+    out: dict[str, float] = {"episode_pairs": len(scatter)}
     if len(scatter) >= 3 and im.std() > 0 and sim.std() > 0:
         out["pearson_episode_returns"] = float(pearsonr(im, sim)[0])
         out["spearman_episode_returns"] = float(spearmanr(im, sim)[0])
-    means_im = [r["imagined_mean_return"] for r in rows]
-    means_sim = [r["mean_return"] for r in rows]
-    if len(rows) >= 3 and np.std(means_im) > 0 and np.std(means_sim) > 0:
-        out["spearman_policy_ranking"] = float(spearmanr(means_im, means_sim)[0])
+    real = np.array([r["success_rate"] for r in rows])
+    imagined = np.array([r["imagined_success_rate"] for r in rows])
+    if len(rows) >= 3 and real.std() > 0 and imagined.std() > 0:
+        out["spearman_policy_success"] = float(spearmanr(imagined, real)[0])
+    out["mmrv_success"] = mmrv(real, imagined)
     return out
 
 
 def _write_tables(cfg: ExperimentConfig, out: Path, rows: list[dict], corr: dict[str, float]) -> None:
     lines = [f"# {cfg.name}", "",
-             f"`partrm-gym policy experiment` — {cfg.episodes} held-out episodes ({cfg.split} split) in "
-             f"`{cfg.eval_env}`, seeds {cfg.seed}..{cfg.seed + cfg.episodes - 1}; imagined returns from "
-             f"`{cfg.imagined_env}` on the first {cfg.correlation_episodes} of the same seeds.", "",
-             "| policy | success (twin) | 95% CI | mean return (twin) | mean steps | final joint error | "
-             "mean return (imagined) |", "|---|---|---|---|---|---|---|"]
+             f"`partrm-gym policy experiment` — {cfg.episodes} held-out episodes ({cfg.split} split, seeds "
+             f"{cfg.seed}..{cfg.seed + cfg.episodes - 1}) per policy in `{cfg.eval_env}` and in `{cfg.imagined_env}`.",
+             "", "| policy | success (twin) | 95% CI | success (imagined) | 95% CI | mean return (twin) | "
+             "mean return (imagined) | mean steps (twin) | final joint error (twin) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["policy", "success_rate", "ci_low", "ci_high", "mean_return", "mean_steps", "final_joint_error",
-                "imagined_mean_return"])
+    w.writerow(["policy", "success_rate", "ci_low", "ci_high", "imagined_success_rate", "imagined_ci_low",
+                "imagined_ci_high", "mean_return", "imagined_mean_return", "mean_steps", "final_joint_error"])
     for r in rows:
-        lo, hi = r["ci95"]
+        (lo, hi), (ilo, ihi) = r["ci95"], r["imagined_ci95"]
         err = r["mean_final_joint_error"]
         lines.append(f"| {r['policy']} | {100 * r['success_rate']:.0f}% | {100 * lo:.0f}–{100 * hi:.0f}% | "
-                     f"{r['mean_return']:.3f} | {r['mean_steps']:.1f} | {'' if err is None else f'{err:.3f}'} | "
-                     f"{r['imagined_mean_return']:.3f} |")
-        w.writerow([r["policy"], r["success_rate"], lo, hi, r["mean_return"], r["mean_steps"], err,
-                    r["imagined_mean_return"]])
-    lines += ["", "Imagined vs simulated return: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                                                               for k, v in corr.items()), ""]
+                     f"{100 * r['imagined_success_rate']:.0f}% | {100 * ilo:.0f}–{100 * ihi:.0f}% | "
+                     f"{r['mean_return']:.3f} | {r['imagined_mean_return']:.3f} | {r['mean_steps']:.1f} | "
+                     f"{'' if err is None else f'{err:.3f}'} |")
+        w.writerow([r["policy"], r["success_rate"], lo, hi, r["imagined_success_rate"], ilo, ihi, r["mean_return"],
+                    r["imagined_mean_return"], r["mean_steps"], err])
+    lines += ["", "Imagined vs twin: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                                   for k, v in corr.items()), ""]
     atomic_write_text(out / "results.md", "\n".join(lines))
     atomic_write_text(out / "results.csv", buf.getvalue())
     atomic_write_text(out / "results.json", json.dumps({"rows": rows, "correlation": corr, "config": asdict(cfg)},
@@ -173,19 +194,23 @@ def _write_tables(cfg: ExperimentConfig, out: Path, rows: list[dict], corr: dict
 
 
 def _plot(path: Path, rows: list[dict], scatter: list[tuple[str, float, float]]) -> None:
-    fig, (a, b) = subplots(1, 2, figsize=(10, 4))
+    fig, (a, b) = subplots(1, 2, figsize=(11, 4))
     names = [r["policy"] for r in rows]
-    rate = np.array([r["success_rate"] for r in rows])
-    ci = np.array([r["ci95"] for r in rows])
-    a.bar(names, rate, yerr=[rate - ci[:, 0], ci[:, 1] - rate], capsize=4, color="tab:blue")
+    x = np.arange(len(names))
+    for offset, key, ci_key, label in ((-0.2, "success_rate", "ci95", "twin"),
+                                       (0.2, "imagined_success_rate", "imagined_ci95", "imagination")):
+        rate = np.array([r[key] for r in rows])
+        ci = np.array([r[ci_key] for r in rows]).reshape(-1, 2)
+        a.bar(x + offset, rate, width=0.4, yerr=[rate - ci[:, 0], ci[:, 1] - rate], capsize=3, label=label)
+    a.set_xticks(x, names, rotation=30, ha="right")
     a.set_ylim(0, 1)
-    a.set_ylabel("success rate in the twin (95% CI)")
-    a.tick_params(axis="x", rotation=30)
+    a.set_ylabel("success rate (95% CI)")
+    a.legend(fontsize=7)
     for name in names:
         pts = np.array([(s[1], s[2]) for s in scatter if s[0] == name]).reshape(-1, 2)
         b.scatter(pts[:, 0], pts[:, 1], label=name, s=14)
     b.set_xlabel("imagined return")
-    b.set_ylabel("simulated return")
+    b.set_ylabel("twin return")
     b.legend(fontsize=7)
     save_figure(fig, path)
 

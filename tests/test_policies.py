@@ -60,8 +60,9 @@ def test_wilson_interval():
 
 def test_agent_trains_checkpoints_resumes_and_reloads(tmp_path):
     cfg = AgentConfig(algo="ppo", env_id="PartRMSim-Drawer-v0", env_kwargs=TWIN_KWARGS, total_steps=64, n_envs=1,
-                      n_steps=32, batch_size=32, n_epochs=1, checkpoint_every=32)
+                      n_steps=32, batch_size=32, n_epochs=1, checkpoint_every=32, snapshot_every=32)
     final = train_agent(cfg, tmp_path / "run", progress=False)
+    assert sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir()) == ["step_00000032", "step_00000064"]
     assert (final / "policy.safetensors").is_file() and (final / "agent.yaml").is_file()
     assert not list(final.glob("*.zip")) and not list(final.glob("*.pkl"))  # no pickles
     steps = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step_*"))
@@ -82,8 +83,9 @@ def test_bad_agent_folders_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="policy.safetensors"):
         load_agent(tmp_path)
     cfg = AgentConfig(algo="ppo", env_id="PartRMSim-Drawer-v0", env_kwargs=TWIN_KWARGS, total_steps=32, n_envs=1,
-                      n_steps=32, batch_size=32, n_epochs=1, checkpoint_every=32)
+                      n_steps=32, batch_size=32, n_epochs=1, checkpoint_every=32, snapshot_every=32)
     final = train_agent(cfg, tmp_path / "run", progress=False)
+    assert sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir()) == ["step_00000032", "step_00000064"]
     (final / "policy.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(ValueError, match="corrupt"):
         load_agent(final)
@@ -103,7 +105,7 @@ def test_evaluation_is_paired_by_seed():
 
 def test_experiment_writes_table_and_resumes(tmp_path):
     save_checkpoint(PartRM(MINI), MINI, tmp_path / "mini")
-    cfg = ExperimentConfig(episodes=2, correlation_episodes=2, seed=3, model_path=str(tmp_path / "mini"),
+    cfg = ExperimentConfig(episodes=2, seed=3, model_path=str(tmp_path / "mini"),
                            env_kwargs={"resolution": 32, "max_steps": 2},
                            planner=PlannerConfig(candidates=2, iterations=1, elites=1), agents={},
                            baselines=("random", "scripted", "planner"))
@@ -112,7 +114,9 @@ def test_experiment_writes_table_and_resumes(tmp_path):
     assert [r["policy"] for r in result["rows"]] == ["random", "scripted", "planner"]
     for name in ("results.md", "results.csv", "results.png", "eval/planner_twin.json", "eval/random_imagined.csv"):
         assert (out / name).stat().st_size > 0
-    assert result["correlation"]["episodes"] == 6
+    assert result["correlation"]["episode_pairs"] == 6  # 3 policies x 2 episodes, each in both worlds
+    assert 0.0 <= result["correlation"]["mmrv_success"] <= 1.0
+    assert all(0.0 <= r["imagined_ci95"][0] <= r["imagined_success_rate"] for r in result["rows"])
     mtime = (out / "eval" / "planner_twin.json").stat().st_mtime_ns
     again = run_experiment(cfg, out)  # finished evaluations are reused, not recomputed
     assert (out / "eval" / "planner_twin.json").stat().st_mtime_ns == mtime
@@ -120,6 +124,15 @@ def test_experiment_writes_table_and_resumes(tmp_path):
     more = run_experiment(ExperimentConfig(**{**cfg.__dict__, "episodes": 3}), out)  # other settings: evaluated anew
     assert json.loads((out / "eval" / "planner_twin.json").read_text())["episodes"] == 3
     assert all(r["ci95"][0] <= r["success_rate"] for r in more["rows"])
+
+
+def test_mmrv_follows_simpler():
+    from partrm_gym.policies.experiment import mmrv
+
+    real = np.array([0.9, 0.5, 0.1])
+    assert mmrv(real, np.array([0.8, 0.4, 0.0])) == 0.0  # same order: no violation
+    # the imagined rates swap the first two: each of them is violated by a gap of 0.4, the third by none
+    assert mmrv(real, np.array([0.3, 0.6, 0.0])) == pytest.approx((0.4 + 0.4 + 0.0) / 3)
 
 
 def test_world_model_vec_env_for_sb3_batches_and_resets_in_the_same_step(tmp_path):
