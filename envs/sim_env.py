@@ -1,10 +1,8 @@
 """``PartRMSim-*-v0``: the PyBullet twin of the world-model environments (ground truth).
 
-Same spaces, task sampling and reward as ``PartRM-*-v0``; the drag is applied through the
-drag -> joint solver (:func:`partrm_gym.drags.solve_drag`) and physics (motors off, a
-position-controlled motor drives the grasped joint to the solved value). ``info`` carries
-the true joint state and ``is_success`` (the grasped joint within
-``joint_success_tolerance`` of its goal), which is also what terminates an episode.
+Same spaces, task sampling, control modes, success and reward as ``PartRM-*-v0``; the drag is
+applied through the drag -> joint solver (:func:`partrm_gym.drags.solve_drag`) and physics
+(motors off, a position-controlled motor drives the grasped joint to the solved value).
 """
 
 from __future__ import annotations
@@ -20,6 +18,44 @@ from partrm_gym.scene import Scene
 
 
 class PartRMSimEnv(ArticulatedTaskEnv):
+    """The PyBullet twin (``PartRMSim-{Drawer,Door,Microwave,Laptop,Articulated}-v0``): the same task,
+    spaces, control modes, success and reward as :class:`PartRMEnv`, with the true physics and joints.
+    See docs/envs.md for the page both env families share.
+
+    ## Action Space
+    ``Box(-1, 1, (4,), float32)`` under ``control_mode`` ``object_drag`` (default: (u, v) on the object's
+    2D box, snapped onto it, and a pull (dx, dy) × ``drag_scale``) or ``pixel_drag`` ((x0, y0, x1, y1)
+    over the image), read from the current simulated observation
+    (:func:`~partrm_gym.envs.task.drag_from_action`). The drag's start is lifted from the simulator's
+    depth; the joint under it is driven to the value whose motion carries that point closest to the
+    drag's end (:func:`partrm_gym.drags.solve_drag`), by a position motor and physics.
+
+    ## Observation Space
+    ``Dict(image, goal)``: uint8 (resolution, resolution, 3) renders of the current and the goal state
+    in the observation camera (PyBullet TinyRenderer, white background).
+
+    ## Rewards
+    From :meth:`evaluate` on the true task joint, e = |q - q_goal| / range: ``dense``: ``dense_scale`` ×
+    (e_previous - e) / e_initial + ``success_bonus`` × success; ``sparse``: 1 on success.
+
+    ## Starting State
+    The task :class:`PartRMEnv` draws from the same seed (:func:`~partrm_gym.envs.task.sample_task`).
+
+    ## Episode End
+    Terminated on success (e ≤ ``joint_success_tolerance``); truncated after ``max_steps`` steps.
+
+    ## Arguments
+    ``render_mode`` and the :class:`~partrm_gym.envs.task.TaskConfig` keywords.
+
+    ## Info
+    ``is_success``, ``joint_value``, ``joint_fraction``, ``goal_fraction``, ``joint_error`` (the true task
+    joint), ``joint_state`` / ``goal_joint_state`` (every joint, tuples), ``joint``, ``image_distance``,
+    ``missed`` (the drag grasped no movable part), ``category``, ``object_seed``.
+
+    ## What it reads from the simulator, and when
+    Everything, at every step: it is the simulator.
+    """
+
     def __init__(self, render_mode: str | None = "rgb_array", **task_kwargs: Any) -> None:
         super().__init__(render_mode, task_kwargs)
         self.scene: Scene | None = None

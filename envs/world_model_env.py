@@ -82,6 +82,59 @@ def render_gaussians(gaussians: Gaussians, cameras: list, background: tuple[floa
 
 
 class PartRMEnv(ArticulatedTaskEnv):
+    """Open or close one part of an articulated object, in imagination (``PartRM-{Drawer,Door,Microwave,
+    Laptop,Articulated}-v0``). The task and its scoring are the twin's (:class:`PartRMSimEnv`); only the
+    transition is learned. See docs/envs.md for the page both env families share.
+
+    ## Action Space
+    ``Box(-1, 1, (4,), float32)``, read by :func:`~partrm_gym.envs.task.drag_from_action` from the current
+    imagined observation:
+
+    * ``object_drag`` (default), (u, v, dx, dy): the drag starts at (u, v) of the object pixels' 2D box,
+      snapped to the nearest object pixel, and ends (dx, dy) × ``drag_scale`` of the image away.
+    * ``pixel_drag``, (x0, y0, x1, y1): from (x0, y0) to (x1, y1), each in [-1, 1] over the image.
+
+    ## Observation Space
+    ``Dict(image=Box(0, 255, (resolution, resolution, 3), uint8), goal=<same>)``: the imagined current
+    state and the imagined goal state rendered in the observation camera (white background).
+
+    ## Rewards
+    From :meth:`evaluate`: with e = |q - q_goal| / range of the imagined task joint (articulated
+    transition), ``dense``: ``dense_scale`` × (e_previous - e) / e_initial + ``success_bonus`` × success;
+    ``sparse``: 1 on success. The regenerate transition has no joint: e is the image distance to the
+    goal image and success is that distance ≤ ``success_ratio`` × the initial one.
+
+    ## Starting State
+    A task drawn with ``np_random`` (:func:`~partrm_gym.envs.task.sample_task`): a procedural object of
+    ``category`` and ``split``, one of its joints, initial and goal joint fractions at least
+    ``min_goal_change`` apart (``task`` = open, close or random). The model reconstructs both states
+    from the simulator's 4 input views; the articulated transition then labels parts and joints once.
+
+    ## Episode End
+    Terminated on success; truncated after ``max_steps`` steps otherwise.
+
+    ## Arguments
+    | argument | default | meaning |
+    |---|---|---|
+    | ``model_path`` / ``world_model`` | bundled model | the world model (a checkpoint folder or an instance) |
+    | ``transition`` | ``"articulated"`` | ``"articulated"`` (rigid parts, no network per step), ``"regenerate"`` |
+    | ``grouping`` | ``GroupingConfig()`` | how articulation votes become parts |
+    | ``segmenter`` / ``sam_checkpoint`` | ``"classical"`` | regenerate transition: the drag's part mask |
+    | ``device`` | ``"cpu"`` | the model's device (gsplat renders on CUDA) |
+    | task keywords | see :class:`~partrm_gym.envs.task.TaskConfig` | category, split, task, resolution, max_steps, |
+    | | | reward_mode, control_mode, drag_scale, joint_success_tolerance, success_bonus, dense_scale, ... |
+
+    ## Info
+    ``is_success``, ``joint_value``, ``joint_fraction``, ``goal_fraction``, ``joint_error`` (the imagined
+    task joint; absent in the regenerate transition), ``image_distance`` (diagnostic), ``missed`` (the drag
+    grasped no movable part), ``joint`` (the task joint's index); at reset also ``category``,
+    ``object_seed`` and ``sim_image`` (the twin's first observation, for comparisons).
+
+    ## What it reads from the simulator, and when
+    Only in ``reset``: the input views of the initial and goal states, the twin's first image, and the
+    task joint's limits and initial and goal values (the task's terms). Nothing during steps.
+    """
+
     def __init__(self, model_path: str | Path | None = None, device: str = "cpu", segmenter: str = "classical",
                  sam_checkpoint: str | None = None, render_mode: str | None = "rgb_array",
                  world_model: WorldModel | None = None, transition: str = "articulated",
