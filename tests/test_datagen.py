@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from partrm_gym.train.data_config import DataConfig, plan_objects
-from partrm_gym.train.data_format import DatasetError, read_npz, write_npz
+from partrm_gym.train.data_format import PARTIAL_PREFIX, DatasetError, read_npz, write_npz
 from partrm_gym.train.datagen import merge_manifest, run_shard
 from partrm_gym.train.dataset import PartDragDataset
 from partrm_gym.train.verify import verify_dataset
@@ -41,6 +41,12 @@ def _tree_digest(root: Path, sub: str = "") -> dict[str, str]:
             for p in sorted(base.rglob("*")) if p.is_file()}
 
 
+def _finished_objects(root: Path) -> set[str]:
+    """Objects whose folder is in place (an unfinished one writes its object.json before it is renamed)."""
+    return {p.parent.name for p in (root / "objects").glob("*/object.json")
+            if not p.parent.name.startswith(PARTIAL_PREFIX)}
+
+
 def test_killed_run_resumes_to_byte_identical_dataset(tmp_path):
     cfg = _config_file(tmp_path)
     reference, resumed = tmp_path / "ref", tmp_path / "resumed"
@@ -48,12 +54,12 @@ def test_killed_run_resumes_to_byte_identical_dataset(tmp_path):
 
     proc = _datagen(cfg, resumed)
     deadline = time.time() + 120
-    while time.time() < deadline and not list((resumed / "objects").glob("*/object.json")):
+    while time.time() < deadline and not _finished_objects(resumed):
         time.sleep(0.002)
     proc.kill()  # SIGKILL: no cleanup handlers run
     proc.wait()
     assert not (resumed / "manifest.json").exists(), "the run finished before it could be killed"
-    done_before = {p.parent.name for p in (resumed / "objects").glob("*/object.json")}
+    done_before = _finished_objects(resumed)
     assert done_before
 
     mtimes = {p: p.stat().st_mtime_ns for n in done_before for p in (resumed / "objects" / n).rglob("*")}
