@@ -1,6 +1,6 @@
 """Pinhole cameras in the OpenCV convention, orbit rigs and Plücker ray maps.
 
-Conventions (fixed by DESIGN.md): world in metres with z up; camera x right, y down,
+Conventions (docs/conventions.md): world in metres with z up; camera x right, y down,
 z forward; ``K`` in pixels; ``world_to_cam`` is what gsplat calls a *viewmat*; pixel
 (i, j) has its centre at (i + 0.5, j + 0.5). Everything here is NumPy (float64) so the
 simulator, the dataset and the tests share one exact definition; :func:`plucker_rays`
@@ -142,7 +142,7 @@ def orbit_camera(azimuth_deg: float, elevation_deg: float, radius: float, fov_de
 
 @dataclass(frozen=True)
 class RigConfig:
-    """The camera rigs of DESIGN.md; defaults are LGM's input rig and our dataset rig."""
+    """The camera rigs of docs/conventions.md; defaults are LGM's input rig and our dataset rig."""
 
     radius: float = 1.5
     fov_deg: float = 49.1

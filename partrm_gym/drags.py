@@ -1,7 +1,7 @@
 """Drags: 2D motions of points on a part, and their link to joint motion in the simulator.
 
 A drag is (x0, y0, x1, y1) in pixel coordinates normalised to [0, 1] of its own view
-(DESIGN.md). Two directions are provided:
+(docs/conventions.md). Two directions are provided:
 
 * :func:`drags_between_states` — sample visible points of the moving part in state A,
   carry them rigidly to state B, project both into a view: training data.

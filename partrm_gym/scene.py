@@ -1,7 +1,7 @@
 """An articulated object in its own PyBullet client: joints, normalisation and rendering.
 
 The scene is the ground truth of the project. It owns one DIRECT-mode client, normalises
-the object as DESIGN.md fixes (the union of its bounding boxes over the joint range is
+the object as docs/conventions.md fixes (the union of its bounding boxes over the joint range is
 centred on the origin and fits in a sphere of radius 0.5), and renders RGB, metric depth
 and per-link segmentation from any :class:`~partrm_gym.cameras.Camera` with TinyRenderer.
 """
@@ -266,7 +266,7 @@ class Scene:
     def from_partnet(cls, folder: str | Path, normalize: bool = True, base_yaw_deg: float = 0.0) -> Scene:
         """A PartNet-Mobility folder, validated first so errors name the file and element.
 
-        ``base_yaw_deg`` turns the object about z so its front faces +x (DESIGN.md).
+        ``base_yaw_deg`` turns the object about z so its front faces +x (docs/conventions.md).
         """
         obj = load_partnet_folder(folder)
         return cls(obj.urdf_path, normalize=normalize, parts=obj.parts, category=obj.category,

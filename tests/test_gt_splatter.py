@@ -2,7 +2,7 @@
 
 The back-projection alone does not (one ~pixel-wide Gaussian per pixel blurs colour edges
 under 3DGS's 0.3 px² dilation: ~24 dB on the canonical foreground at 64²); fitted to the 4
-canonical views (what the dataset stores) it reaches DESIGN.md's 30 dB on average over the
+canonical views (what the dataset stores) it reaches the 30 dB target on average over the
 categories, and improves the evaluation views (the model's upper bound) as well. Figures per
 category: ``partrm-gym bench gt-splatter``. The tests assert the measured floors so a regression
 (e.g. a half-pixel misalignment between the simulator and the rasterizer) fails.
@@ -23,7 +23,7 @@ from partrm_gym.scene import Scene
 
 RES = 64
 SEED = 3
-CANONICAL_PSNR_TARGET = 30.0  # DESIGN.md, on the foreground; met on average over the categories
+CANONICAL_PSNR_TARGET = 30.0  # the design target, on the foreground; met on average over the categories
 CANONICAL_PSNR_FLOOR = 27.0  # every category (thin lids are the hardest; bench: worst object 27.5 dB)
 EVAL_PSNR_FLOOR = 24.0  # bench: 24.6-30.1 dB per category
 

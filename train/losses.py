@@ -1,4 +1,4 @@
-"""The training losses of the three stages (DESIGN.md "Training").
+"""The training losses of the three stages (docs/training.md "Stages").
 
 * splatter loss (stages 0 and 1): per-pixel L2 between predicted and GT splatter images, over
   the channels that exist: where the GT has no Gaussian (background, opacity 0) only the

@@ -2,7 +2,7 @@
 
 Each generator draws proportions, part counts, handle shapes and colours from a seeded
 ``numpy.random.Generator`` and builds the object from boxes and cylinders in metres, in
-the object frame of DESIGN.md: z up, the front (where parts open) facing +x, the body
+the object frame of docs/conventions.md: z up, the front (where parts open) facing +x, the body
 spanning x in [-D/2, D/2], y in [-W/2, W/2], z in [0, H]. The scene normalises scale.
 One category (:data:`HELD_OUT_CATEGORY`) is reserved for testing, as in the paper.
 """

@@ -8,7 +8,7 @@ skip alpha < 1/255; stop *before* the Gaussian that would take the transmittance
 below; cull centres in front of the near plane (z < 0.01); pixel centres at i + 0.5. gsplat
 evaluates every pixel of the 16×16 tiles a Gaussian's box touches and this only the 4×4 tiles,
 but outside the box alpha < 1/255, so both draw the same pairs. One deliberate difference:
-``ALPHA_MAX`` is 0.99 (DESIGN.md, the original 3DGS) where gsplat 1.5 uses 0.999.
+``ALPHA_MAX`` is 0.99 (docs/conventions.md, the original 3DGS) where gsplat 1.5 uses 0.999.
 
 ``mode="antialiased"`` is gsplat's (Mip-Splatting's) variant: each Gaussian's opacity is
 multiplied by sqrt(det Σ2D / det(Σ2D + dilation)), so a Gaussian much thinner than a pixel,
