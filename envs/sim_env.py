@@ -95,13 +95,11 @@ class PartRMSimEnv(ArticulatedTaskEnv):
         return self._obs(), float(reward), terminated, truncated, info
 
     def evaluate(self) -> dict[str, Any]:
-        """Success and what the reward reads, from the true task joint (:func:`evaluate_joint`), plus its value."""
+        """Success and what the reward reads, from the true task joint (:func:`evaluate_joint`)."""
         assert self.scene is not None and self.task is not None
         k = self.task.joint
         joint = self.scene.joints[k]
-        q = float(self.scene.get_joint_states()[k])
-        return {"joint_value": q, **evaluate_joint(self.cfg, (q - joint.lower) / joint.range,
-                                                  (self.task.goal[k] - joint.lower) / joint.range)}
+        return evaluate_joint(self.cfg, self.scene.get_joint_states()[k], self.task.goal[k], joint.lower, joint.upper)
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array" or self.scene is None:

@@ -168,9 +168,9 @@ def drag_from_action(cfg: TaskConfig, action: np.ndarray, image: np.ndarray) -> 
       the drag ends (dx, dy) × ``drag_scale`` of the image size away (clipped to the image). With no
       object pixel in view it starts at the image centre.
     """
-    a = checked_action(action)
     if cfg.control_mode == "pixel_drag":
-        return (a + 1.0) / 2.0
+        return decode_action(action)
+    a = checked_action(action)
     H, W = image.shape[:2]
     ys, xs = np.nonzero(object_mask(image))
     if len(xs) == 0:
@@ -184,12 +184,14 @@ def drag_from_action(cfg: TaskConfig, action: np.ndarray, image: np.ndarray) -> 
     return np.concatenate([start, end])
 
 
-def evaluate_joint(cfg: TaskConfig, joint_fraction: float, goal_fraction: float) -> dict[str, Any]:
-    """Success and the quantities the reward reads, from the task joint's fraction of its range (true in the
-    twin, imagined in the world-model env) and the goal's: ``joint_error`` = |fraction - goal|, ``is_success``
-    = error <= ``joint_success_tolerance``."""
-    error = abs(float(joint_fraction) - float(goal_fraction))
-    return {"joint_fraction": float(joint_fraction), "goal_fraction": float(goal_fraction), "joint_error": error,
+def evaluate_joint(cfg: TaskConfig, value: float, goal_value: float, lower: float, upper: float) -> dict[str, Any]:
+    """Success and the quantities the reward reads, from the task joint's value (true in the twin, imagined in
+    the world-model env), its goal value and its limits: ``joint_value``, ``joint_fraction`` and
+    ``goal_fraction`` (of the range), ``joint_error`` = |fraction - goal fraction|, ``is_success`` = error <=
+    ``joint_success_tolerance``."""
+    fraction, goal = (float(value) - lower) / (upper - lower), (float(goal_value) - lower) / (upper - lower)
+    error = abs(fraction - goal)
+    return {"joint_value": float(value), "joint_fraction": fraction, "goal_fraction": goal, "joint_error": error,
             "is_success": bool(error <= cfg.joint_success_tolerance)}
 
 

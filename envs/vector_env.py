@@ -82,8 +82,8 @@ class PartRMVectorEnv(gym.vector.VectorEnv):
                 self.envs[i].gaussians = gaussians[j]
         obs, rewards, terms, truncs, infos = [], np.zeros(self.num_envs), np.zeros(self.num_envs, bool), \
             np.zeros(self.num_envs, bool), []
-        resets = dict(zip(np.flatnonzero(self._needs_reset).tolist(),
-                          self._reset_envs(np.flatnonzero(self._needs_reset).tolist())))
+        waiting = np.flatnonzero(self._needs_reset).tolist()
+        resets = dict(zip(waiting, self._reset_envs(waiting)))
         for i, env in enumerate(self.envs):
             if i in resets:
                 o, info = resets[i]

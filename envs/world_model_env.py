@@ -257,10 +257,8 @@ class PartRMEnv(ArticulatedTaskEnv):
         transition (no joint in its state): ``is_success`` from the image distance to the goal image."""
         if self.transition != "articulated":
             return {"is_success": image_success(self.cfg, self._distance, self._initial_distance)}
-        lower, upper = self._limits
         value = self.state.joints[self.task_part].value if self.task_part is not None else self._start_value
-        return {"joint_value": float(value), **evaluate_joint(self.cfg, (value - lower) / (upper - lower),
-                                                             (self._goal_value - lower) / (upper - lower))}
+        return evaluate_joint(self.cfg, value, self._goal_value, *self._limits)
 
     def _reward_error(self, evaluation: dict[str, Any]) -> float:
         """What the dense reward's progress is measured on: the joint error, or the image distance (regenerate)."""

@@ -83,8 +83,10 @@ def test_random_object_drags_find_the_task_part_far_more_often_in_the_twin():
 
 def test_success_and_reward_read_the_task_joint():
     cfg = TaskConfig()
-    assert evaluate_joint(cfg, 0.55, 0.6)["is_success"] and not evaluate_joint(cfg, 0.45, 0.6)["is_success"]
-    assert evaluate_joint(cfg, 0.45, 0.6)["joint_error"] == pytest.approx(0.15)
+    assert evaluate_joint(cfg, 0.55, 0.6, 0.0, 1.0)["is_success"]
+    assert not evaluate_joint(cfg, 0.45, 0.6, 0.0, 1.0)["is_success"]
+    assert evaluate_joint(cfg, 0.45, 0.6, 0.0, 1.0)["joint_error"] == pytest.approx(0.15)
+    assert evaluate_joint(cfg, 0.2, 0.5, -1.0, 1.0)["joint_fraction"] == pytest.approx(0.6)  # of the range
     # halfway to the goal: half the dense reward; reaching it: the rest plus the bonus
     assert compute_reward(cfg, 0.25, 0.5, 0.5, False) == pytest.approx(0.5)
     assert compute_reward(cfg, 0.05, 0.25, 0.5, True) == pytest.approx(0.4 + cfg.success_bonus)
