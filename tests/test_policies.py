@@ -103,6 +103,17 @@ def test_evaluation_is_paired_by_seed():
     assert 0.0 <= a["ci95"][0] <= a["success_rate"] <= a["ci95"][1] <= 1.0
 
 
+def test_a_policy_runs_in_its_own_control_mode():
+    from partrm_gym.policies.evaluate import env_kwargs_for
+    from partrm_gym.policies.scripted import make_policy
+
+    scripted, random = make_policy("scripted", 0), make_policy("random", 0)
+    assert env_kwargs_for(scripted, TWIN_KWARGS)["control_mode"] == "pixel_drag"
+    assert "control_mode" not in env_kwargs_for(random, TWIN_KWARGS)  # random acts in the env's mode
+    with pytest.raises(UsageError, match="acts in control_mode='pixel_drag'.*given control_mode='object_drag'"):
+        evaluate(scripted, "PartRMSim-Drawer-v0", {**TWIN_KWARGS, "control_mode": "object_drag"}, 1, seed=0)
+
+
 def test_experiment_writes_table_and_resumes(tmp_path):
     save_checkpoint(PartRM(MINI), MINI, tmp_path / "mini")
     cfg = ExperimentConfig(episodes=2, seed=3, model_path=str(tmp_path / "mini"),
