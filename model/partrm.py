@@ -83,12 +83,23 @@ class PartRM(nn.Module):
     def forward_articulated(self, images: torch.Tensor, plucker: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reconstruct the current state (no drags) and its articulation from one UNet pass:
         splatter images (B, V, 14, h, w) and articulation maps (B, V, 11, h, w), activated."""
-        if self.articulation is None:
-            raise RuntimeError("this model has no articulation head (ModelConfig.articulation_head is false)")
+        splatter, features = self.reconstruct_with_features(images, plucker)
+        return splatter, self.articulation_maps(features)
+
+    def reconstruct_with_features(self, images: torch.Tensor,
+                                  plucker: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The current state's splatter images (B, V, 14, h, w) and the UNet features the articulation head
+        reads (B, V, up_channels[-1], h, w). Stage 3 computes these once per state: the backbone is frozen."""
         B = images.shape[0]
         features = self.unet.features(self._unet_input(images, plucker))
         splatter = self.activate(self.unet.head(features).unflatten(0, (B, -1)))
-        return splatter, self.activate_articulation(self.articulation(features).unflatten(0, (B, -1)))
+        return splatter, features.unflatten(0, (B, -1))
+
+    def articulation_maps(self, features: torch.Tensor) -> torch.Tensor:
+        """UNet features (B, V, C, h, w) -> activated articulation maps (B, V, 11, h, w)."""
+        if self.articulation is None:
+            raise RuntimeError("this model has no articulation head (ModelConfig.articulation_head is false)")
+        return self.activate_articulation(self.articulation(features.flatten(0, 1)).unflatten(0, features.shape[:2]))
 
     def activate_articulation(self, raw: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg

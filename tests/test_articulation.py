@@ -142,3 +142,21 @@ def test_articulated_network_outputs_have_the_documented_layout():
     assert art.shape == (2, 4, 11, cfg.output_size, cfg.output_size)
     assert ((art[:, :, MOVABLE] >= 0) & (art[:, :, MOVABLE] <= 1)).all()
     assert torch.allclose(art[:, :, AXIS].norm(dim=2), torch.ones(()), atol=1e-4)
+
+
+def test_reconstruction_labels_follow_the_nearest_true_surface():
+    from partrm_gym.train.reconstructions import INVISIBLE, reconstruction_part_labels
+
+    gt = torch.zeros(1, 14, 2, 3)
+    gt[0, 0] = torch.tensor([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]])  # true surface points along x, 1 apart
+    gt_part = torch.tensor([[[0, 0, 1], [2, -1, 0]]])  # static, static, joint 0 / joint 1, background, static
+    recon = gt.clone()
+    recon[0, 3] = 1.0  # opaque
+    recon[0, 0] += 0.02  # each Gaussian 0.02 from its own pixel's true point
+    recon[0, 0, 0, 0] = 2.03  # pixel (0, 0) reconstructed next to joint 0's point
+    recon[0, 1, 1, 0] = 1.0  # pixel (1, 0) is 1.0 from every true point: a floater
+    recon[0, 3, 0, 1] = 0.0  # pixel (0, 1) is invisible
+    recon[0, 0, 1, 1] = 5.0  # the background pixel's Gaussian lands on the static point at x = 5
+    labels = reconstruction_part_labels(recon, gt, gt_part)
+    expected = torch.tensor([[[1, INVISIBLE, 1], [0, 0, 0]]])
+    assert torch.equal(labels, expected)  # labels come from where a Gaussian is, not from its pixel

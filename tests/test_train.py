@@ -172,3 +172,27 @@ def test_splatter_loss_ignores_background_placeholders_and_quaternion_sign():
     opaque = target.clone()
     opaque[:, :, OPACITY] = 1.0  # background predicted as opaque is wrong
     assert splatter_loss(opaque, target) > 0.01
+
+
+def test_stage3_trains_the_head_alone_on_the_models_own_reconstruction(setup):
+    from partrm_gym.train.dataset import PartDragDataset
+    from partrm_gym.train.reconstructions import FrozenReconstructions
+
+    assert train_main([str(_config(setup, "a0", stage=0, steps=2))]) == 0
+    assert train_main([str(_config(setup, "a3", stage=3, init_from=str(setup / "a0" / "final")))]) == 0
+    before, after = _weights(setup / "a0" / "final"), _weights(setup / "a3" / "final")
+    changed = {k for k in after if k not in before or not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("articulation.") for k in changed)  # the head learns, the backbone is untouched
+    with open(setup / "a3" / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert all(float(r["art_movable"]) > 0 for r in rows)
+    # the labels belong to the reconstruction: an invisible Gaussian is never scored, every visible one is
+    from partrm_gym.model.checkpoint import load_checkpoint
+
+    model, _, _ = load_checkpoint(setup / "a3" / "final")
+    data = FrozenReconstructions(PartDragDataset(setup / "data", "train"), model)
+    item, pair = data[0], data.dataset[0]
+    splatter, _ = model.reconstruct_with_features(pair["input_rgb"][None], pair["plucker"][None])
+    visible = splatter[0, :, 3] > 0.05
+    assert torch.equal(item["part_recon"] >= 0, visible)
+    assert item["features_src"].shape[:2] == (4, MINI.up_channels[-1])

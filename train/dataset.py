@@ -138,11 +138,12 @@ class PartDragDataset(Dataset):
             "target_mask": torch.from_numpy(arrays["seg"] >= 0).unsqueeze(1).float(),
             "depth": torch.from_numpy(arrays["depth"].astype(np.float32)),
             "part": torch.from_numpy(arrays["part"].astype(np.int64)),
-            "articulation": articulation_targets(
-                torch.from_numpy(arrays["splatter"][:, XYZ]), torch.from_numpy(arrays["part"].astype(np.int64)),
-                torch.tensor([j["type"] == "revolute" for j in joints]), torch.from_numpy(arrays["joint_axis"]),
-                torch.from_numpy(arrays["joint_pivot"])),
+            "joint_revolute": torch.tensor([j["type"] == "revolute" for j in joints], dtype=torch.bool),
+            "joint_axis": torch.from_numpy(arrays["joint_axis"]),
+            "joint_pivot": torch.from_numpy(arrays["joint_pivot"]),
         }
+        out["articulation"] = articulation_targets(out["splatter"][:, XYZ], out["part"], out["joint_revolute"],
+                                                   out["joint_axis"], out["joint_pivot"])
         self._cache[key] = out
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

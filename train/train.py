@@ -37,6 +37,7 @@ from partrm_gym.preview import image_grid, to_uint8_image
 from partrm_gym.provenance import git_commit, provenance
 from partrm_gym.train.dataset import PartDragDataset
 from partrm_gym.train.losses import articulation_loss, render_loss, render_views, splatter_loss
+from partrm_gym.train.reconstructions import FrozenReconstructions
 from partrm_gym.train.train_config import TrainConfig, add_train_arguments
 from partrm_gym.train.train_state import latest_checkpoint, load_training_state, save_training_state
 
@@ -92,8 +93,8 @@ def compute_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: Tr
                  generator: torch.Generator, lpips_fn=None) -> tuple[torch.Tensor, dict[str, float]]:  # noqa: ANN001
     if cfg.stage == 3:  # the backbone is frozen (not in the optimiser): only the articulation head learns
         net = model.module if isinstance(model, DistributedDataParallel) else model
-        _, art = net.forward_articulated(batch["input_rgb"], batch["plucker"])
-        loss, parts = articulation_loss(art, batch["part_src"], batch["articulation_src"])
+        art = net.articulation_maps(batch["features_src"])  # features of the frozen backbone (FrozenReconstructions)
+        loss, parts = articulation_loss(art, batch["part_recon"], batch["articulation_recon"])
         parts["loss"] = float(loss.detach())
         return loss, parts
     pred = forward(model, batch, cfg.stage)
@@ -118,7 +119,7 @@ def compute_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: Tr
 def validate(model: torch.nn.Module, dataset: PartDragDataset, cfg: TrainConfig, device: torch.device,
              out_png: Path | None) -> float:
     """Mean PSNR of the next state over all 12 views of the first ``eval_pairs`` validation pairs; stage 3:
-    the share (%) of foreground splatter pixels whose movable/static label the articulation head gets right."""
+    the share (%) of visible reconstructed Gaussians whose movable/static label the articulation head gets right."""
     if cfg.stage == 3:
         return validate_articulation(model, dataset, cfg, device)
     model.eval()
@@ -144,14 +145,14 @@ def val_metric_name(stage: int) -> str:
 
 
 @torch.no_grad()
-def validate_articulation(model: torch.nn.Module, dataset: PartDragDataset, cfg: TrainConfig,
+def validate_articulation(model: torch.nn.Module, dataset: FrozenReconstructions, cfg: TrainConfig,
                           device: torch.device) -> float:
     model.eval()
     right = total = 0
     for i in range(min(cfg.eval_pairs, len(dataset))):
         batch = {k: v.unsqueeze(0).to(device) for k, v in dataset[i].items()}
-        _, art = model.forward_articulated(batch["input_rgb"], batch["plucker"])
-        part = batch["part_src"]
+        art = model.articulation_maps(batch["features_src"])
+        part = batch["part_recon"]
         fg = part >= 0
         right += int(((art[:, :, 0] > 0.5) == (part > 0))[fg].sum())
         total += int(fg.sum())
@@ -216,6 +217,10 @@ def run(args: argparse.Namespace) -> int:
                                       weight_decay=cfg.weight_decay)
         start = load_training_state(ckpt, optimizer)["step"]
         generator.manual_seed(cfg.seed + start)
+    if cfg.stage == 3:  # the frozen backbone's reconstruction of each state, labelled by the true geometry
+        train_set = FrozenReconstructions(train_set, model, device)
+        val_set = FrozenReconstructions(val_set, model, device)
+        batches = StepBatches(train_set, cfg.batch_size // world, rank, world, cfg.seed)
     ddp = DistributedDataParallel(model) if world > 1 else model
     lpips_fn = None
     if cfg.stage == 2 and cfg.lpips_weight > 0:

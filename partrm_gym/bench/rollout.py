@@ -19,7 +19,14 @@ import argparse
 import numpy as np
 import torch
 
-from partrm_gym.articulation import MIN_VISIBLE_OPACITY, STATIC, ArticulatedState, PartJoint, true_joint_geometry
+from partrm_gym.articulation import (
+    MIN_VISIBLE_OPACITY,
+    STATIC,
+    ArticulatedState,
+    PartJoint,
+    nearest_surface_labels,
+    true_joint_geometry,
+)
 from partrm_gym.bench.report import emit_report, markdown_table
 from partrm_gym.drags import grasped_joint
 from partrm_gym.metrics import psnr
@@ -27,15 +34,14 @@ from partrm_gym.scene import Scene
 
 CATEGORIES = ("drawer", "door", "microwave", "laptop", "dishwasher")
 SEED_BASE = 100_000
-NEAREST_SURFACE = 0.05  # world units: a Gaussian farther than this from every simulated surface point is a floater
 
 
 def oracle_state(base, scene: Scene, cameras: list) -> ArticulatedState:  # noqa: ANN001
     """The reconstruction ``base`` (1, N) with true part labels and true joints of ``scene``'s current state.
 
     A Gaussian takes the part of the nearest simulated surface point (the canonical views' pixels,
-    back-projected, with their link segmentation) within ``NEAREST_SURFACE`` world units; farther
-    ones (floaters) stay with the static body.
+    back-projected, with their link segmentation) within ``FLOATER_DISTANCE`` world units; farther ones
+    (floaters) stay with the static body (:func:`nearest_surface_labels`).
     """
     points, seg = [], []
     for frame, cam in zip(scene.render_views(cameras), cameras):
@@ -46,20 +52,14 @@ def oracle_state(base, scene: Scene, cameras: list) -> ArticulatedState:  # noqa
     pts = torch.as_tensor(np.concatenate(points), dtype=torch.float32)
     seg_all = np.concatenate(seg)
     link_part = {int(s): grasped_joint(scene, int(s)) for s in np.unique(seg_all)}
-    part_of_point = np.array([STATIC if link_part[int(s)] is None else link_part[int(s)] for s in seg_all])
-    means = base.means[0].float().cpu()
-    labels = np.full(len(means), STATIC, dtype=np.int64)
-    for start in range(0, len(means), 1024):  # chunks keep the distance matrix small
-        d = torch.cdist(means[start:start + 1024], pts)
-        dist, nearest = d.min(1)
-        chunk = part_of_point[nearest.numpy()]
-        labels[start:start + 1024] = np.where(dist.numpy() <= NEAREST_SURFACE, chunk, STATIC)
+    part_of_point = torch.as_tensor([STATIC if link_part[int(s)] is None else link_part[int(s)] for s in seg_all])
+    labels = nearest_surface_labels(base.means[0].float().cpu(), pts, part_of_point)
     q = scene.get_joint_states()
     joints = []
     for k, info in enumerate(scene.joints):
         jtype, axis, pivot = true_joint_geometry(scene, k)
         joints.append(PartJoint(jtype, axis, pivot, info.lower, info.upper, start=float(q[k])))
-    return ArticulatedState(base, torch.as_tensor(labels), joints)
+    return ArticulatedState(base, labels, joints)
 
 
 def label_accuracy(predicted: torch.Tensor, true: torch.Tensor, opacities: torch.Tensor) -> tuple[float, float]:
