@@ -48,8 +48,8 @@ class PartRMSimEnv(ArticulatedTaskEnv):
     ``render_mode`` and the :class:`~partrm_gym.envs.task.TaskConfig` keywords.
 
     ## Info
-    ``is_success``, ``joint_value``, ``joint_fraction``, ``goal_fraction``, ``joint_error`` (the true task
-    joint), ``joint_state`` / ``goal_joint_state`` (every joint, tuples), ``joint``, ``image_distance``,
+    ``is_success``, ``joint_value``, ``joint_fraction``, ``goal_fraction``, ``joint_limits``, ``joint_error``
+    (the true task joint), ``joint_state`` / ``goal_joint_state`` (every joint, tuples), ``joint``, ``image_distance``,
     ``missed`` (the drag grasped no movable part), ``category``, ``object_seed``.
 
     ## What it reads from the simulator, and when

@@ -187,11 +187,12 @@ def drag_from_action(cfg: TaskConfig, action: np.ndarray, image: np.ndarray) -> 
 def evaluate_joint(cfg: TaskConfig, value: float, goal_value: float, lower: float, upper: float) -> dict[str, Any]:
     """Success and the quantities the reward reads, from the task joint's value (true in the twin, imagined in
     the world-model env), its goal value and its limits: ``joint_value``, ``joint_fraction`` and
-    ``goal_fraction`` (of the range), ``joint_error`` = |fraction - goal fraction|, ``is_success`` = error <=
-    ``joint_success_tolerance``."""
+    ``goal_fraction`` (of the range), ``joint_limits`` (lower, upper), ``joint_error`` = |fraction - goal
+    fraction|, ``is_success`` = error <= ``joint_success_tolerance``."""
     fraction, goal = (float(value) - lower) / (upper - lower), (float(goal_value) - lower) / (upper - lower)
     error = abs(fraction - goal)
-    return {"joint_value": float(value), "joint_fraction": fraction, "goal_fraction": goal, "joint_error": error,
+    return {"joint_value": float(value), "joint_fraction": fraction, "goal_fraction": goal,
+            "joint_limits": (float(lower), float(upper)), "joint_error": error,
             "is_success": bool(error <= cfg.joint_success_tolerance)}
 
 

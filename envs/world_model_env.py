@@ -34,7 +34,7 @@ import torch
 
 from partrm_gym.articulation import STATIC, ArticulatedState, GroupingConfig
 from partrm_gym.articulation import solve_joint_value as solve_imagined_joint
-from partrm_gym.cameras import stack_cameras
+from partrm_gym.cameras import Camera, stack_cameras
 from partrm_gym.drags import pixel_index, to_pixels
 from partrm_gym.envs.base import ArticulatedTaskEnv
 from partrm_gym.envs.task import (
@@ -125,9 +125,9 @@ class PartRMEnv(ArticulatedTaskEnv):
     | | | reward_mode, control_mode, drag_scale, joint_success_tolerance, success_bonus, dense_scale, ... |
 
     ## Info
-    ``is_success``, ``joint_value``, ``joint_fraction``, ``goal_fraction``, ``joint_error`` (the imagined
-    task joint; absent in the regenerate transition), ``image_distance`` (diagnostic), ``missed`` (the drag
-    grasped no movable part), ``joint`` (the task joint's index); at reset also ``category``,
+    ``is_success``, ``joint_value``, ``joint_fraction``, ``goal_fraction``, ``joint_limits``, ``joint_error``
+    (the imagined task joint; absent in the regenerate transition), ``image_distance`` (diagnostic), ``missed``
+    (the drag grasped no movable part), ``joint`` (the task joint's index); at reset also ``category``,
     ``object_seed`` and ``sim_image`` (the twin's first observation, for comparisons).
 
     ## What it reads from the simulator, and when
@@ -198,7 +198,8 @@ class PartRMEnv(ArticulatedTaskEnv):
         if self.transition == "articulated":
             self._goal_image = render_gaussians(goal.base, [self.camera])[0][0]
             self.state = initial
-            self.task_part = self._find_task_part()
+            self.task_part = find_task_part(self.state, self.camera, self._goal_image, self._start_value,
+                                            self._goal_value, self._limits)
         else:
             self.gaussians = initial
             self._goal_image = render_gaussians(goal, [self.camera])[0][0]
@@ -306,31 +307,6 @@ class PartRMEnv(ArticulatedTaskEnv):
         rgb, depth = render_gaussians(self.gaussians, [self.camera])
         self._image, self._depth = rgb[0], depth[0]
 
-    def _find_task_part(self) -> int | None:
-        """The predicted part (and its axis sign) whose motion from the initial to the goal value best
-        reproduces the goal reconstruction in the observation camera; it takes the task joint's limits."""
-        state, goal = self.state, self._goal_image.astype(np.float32)
-        best, best_err = None, np.inf
-        delta = self._goal_value - self._start_value
-        for k, joint in enumerate(state.joints):
-            for sign in (1.0, -1.0):
-                trial = state.copy()
-                trial.joints[k].axis = joint.axis * sign
-                trial.joints[k].lower, trial.joints[k].upper = -np.inf, np.inf
-                trial.joints[k].value = delta
-                image = render_gaussians(trial.gaussians(), [self.camera])[0][0].astype(np.float32)
-                err = float(np.abs(image - goal).mean())
-                if err < best_err:
-                    best, best_err = (k, sign), err
-        if best is None:
-            return None
-        k, sign = best
-        joint = state.joints[k]
-        joint.axis = joint.axis * sign
-        joint.lower, joint.upper = self._limits
-        joint.start = joint.value = self._start_value
-        return k
-
     def _move_grasped_part(self, drag: np.ndarray) -> bool:
         """Articulated step: the part under the drag start follows the drag end. False (a miss, as in the twin)
         when the drag starts off the object or on its static body."""
@@ -358,6 +334,35 @@ class PartRMEnv(ArticulatedTaskEnv):
 
     def _obs(self) -> dict[str, np.ndarray]:
         return {"image": self._image.copy(), "goal": self._goal_image.copy()}
+
+
+def find_task_part(state: ArticulatedState, camera: Camera, goal_image: np.ndarray, start_value: float,
+                   goal_value: float, limits: tuple[float, float]) -> int | None:
+    """The part of ``state`` that is the task joint: the part (and axis sign) whose motion from ``start_value`` to
+    ``goal_value`` best reproduces ``goal_image`` (H, W, 3) uint8 in ``camera``. That part's joint takes the sign that
+    fitted, the task's ``limits`` and ``start_value`` as its start and current value (``state`` is changed in
+    place). None when the state has no part. The world-model env calls it at reset, the planner at every step."""
+    goal = goal_image.astype(np.float32)
+    best, best_err = None, np.inf
+    delta = goal_value - start_value
+    for k, joint in enumerate(state.joints):
+        for sign in (1.0, -1.0):
+            trial = state.copy()
+            trial.joints[k].axis = joint.axis * sign
+            trial.joints[k].lower, trial.joints[k].upper = -np.inf, np.inf
+            trial.joints[k].value = trial.joints[k].start + delta
+            image = render_gaussians(trial.gaussians(), [camera])[0][0].astype(np.float32)
+            err = float(np.abs(image - goal).mean())
+            if err < best_err:
+                best, best_err = (k, sign), err
+    if best is None:
+        return None
+    k, sign = best
+    joint = state.joints[k]
+    joint.axis = joint.axis * sign
+    joint.lower, joint.upper = limits
+    joint.start = joint.value = start_value
+    return k
 
 
 def render_part_labels(gaussians: Gaussians, labels: torch.Tensor, cameras: list) -> np.ndarray:

@@ -2,11 +2,20 @@
 
 At every step the planner looks at the environment's current state the way the model does
 (its 4 canonical views: simulator renders in the twin, imagined renders in the world-model
-env), reconstructs it once, and then, for each candidate drag, propagates and transfers the
-drag, predicts the next state, renders it into the observation camera and measures its
-distance to the goal image. All candidates of one CEM iteration go through the model as one
-batch. The best-scored drag that grabs the object is executed in the real (or imagined)
-environment.
+env) and reconstructs it once. Then it scores candidate drags:
+
+- **by imagined joint progress** (a model with the articulation head, an env that reports the task
+  joint): the reconstruction becomes an articulated state, its task part is the part whose motion to
+  the goal value best reproduces the goal image (the world-model env's rule), and a candidate drag's
+  score is the task joint's distance to ``goal_fraction`` after the drag — grasp and joint solve as in
+  the articulated transition, so a whole CEM iteration costs no network call;
+- **by goal-image distance** otherwise (PartRM's regenerate transition): each candidate is propagated,
+  transferred and predicted, all candidates of one iteration in one batched model call, and the
+  prediction's render is compared with the goal image.
+
+The current and goal fractions and the limits of the task joint come from ``env.evaluate()`` (the task
+statement and the joint read-out that both env families report in ``info``). The best-scored drag that
+grasps (the task part, or the object) is executed in the real (or imagined) environment.
 
 The first CEM mean is the scripted policy's drag (a cheap, observation-only guess), so the
 planner starts from the same prior and improves on it with the model's foresight.
@@ -14,12 +23,16 @@ planner starts from the same prior and improves on it with the model's foresight
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from partrm_gym.articulation import solve_joint_value
+from partrm_gym.cameras import Camera
+from partrm_gym.drags import pixel_index, to_pixels
 from partrm_gym.envs.task import decode_action, image_distance
-from partrm_gym.envs.world_model_env import render_gaussians
+from partrm_gym.envs.world_model_env import find_task_part, render_gaussians
 from partrm_gym.errors import UsageError
 from partrm_gym.model.drag_propagation import drags_for_model
 from partrm_gym.model.segmenters import ClassicalSegmenter, Segmenter
@@ -37,7 +50,7 @@ class PlannerConfig:
 
 
 class ImaginationPlanner:
-    """``act(env, obs)`` -> the action whose imagined outcome is closest to the goal image."""
+    """``act(env, obs)`` -> the action whose imagined outcome is closest to the goal (joint or image)."""
 
     control_mode = "pixel_drag"  # its candidates are drags in the image
 
@@ -51,15 +64,15 @@ class ImaginationPlanner:
         self.rng = np.random.default_rng(seed)
         self.segmenter = segmenter or ClassicalSegmenter()
         self.prior = ScriptedPolicy(seed)
-        self.last_scores: np.ndarray | None = None  # imagined goal distances of the last step's candidates
+        self.last_scores: np.ndarray | None = None  # imagined goal errors of the last step's candidates
 
     def act(self, env: object, obs: dict[str, np.ndarray]) -> np.ndarray:
         """``env`` is a PartRM or PartRMSim env (unwrapped or not): it provides ``camera`` and ``render_camera``.
 
         Each CEM iteration scores its current mean and ``candidates - 1`` samples around it. A drag
-        that misses the object predicts "nothing changes"; it never becomes an elite. The best
-        scored drag that hits is returned (even if the model predicts no improvement: an action has
-        to be taken); only if every drag missed is the unscored scripted guess returned.
+        that misses (the task part, or the object when scoring by image) predicts "nothing changes"; it
+        never becomes an elite. The best scored drag that hits is returned (even if the model predicts no
+        improvement: an action has to be taken); only if every drag missed is the unscored scripted guess returned.
         """
         base = getattr(env, "unwrapped", env)
         if base.cfg.control_mode != self.control_mode:
@@ -67,10 +80,11 @@ class ImaginationPlanner:
                              f"control_mode='{self.control_mode}' (it has {base.cfg.control_mode!r})")
         camera = base.camera
         views, _ = base.render_camera(self.model.input_cameras)
-        current = self.model.predict(views[None])
-        image, depth = (x[0] for x in render_gaussians(current, [camera]))
-        _, view_depths = render_gaussians(current, self.model.input_cameras)
-        goal = obs["goal"]
+        task = base.evaluate()
+        if self.model.has_articulation and "joint_fraction" in task:
+            score = self._joint_scorer(views, obs["goal"], task, camera)
+        else:
+            score = self._image_scorer(views, obs["goal"], camera)
         mean, std = self.prior(obs).astype(np.float64), np.full(4, self.cfg.init_std)
         best_action, best_score = mean.copy(), np.inf
         scores_seen = []
@@ -78,7 +92,7 @@ class ImaginationPlanner:
             noise = self.rng.standard_normal((self.cfg.candidates, 4))
             noise[0] = 0.0  # the mean itself is always scored
             actions = np.clip(mean + std * noise, -1.0, 1.0)
-            scores, hit = self._imagine(actions, views, image, depth, list(view_depths), goal, camera)
+            scores, hit = score(actions)
             scores_seen.append(scores)
             if not hit.any():
                 continue
@@ -90,6 +104,46 @@ class ImaginationPlanner:
                 best_action, best_score = actions[k], float(ranked[k])
         self.last_scores = np.concatenate(scores_seen)
         return best_action.astype(np.float32)
+
+    def _joint_scorer(self, views: np.ndarray, goal: np.ndarray, task: dict,
+                      camera: Camera) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """Scores = |imagined task-joint fraction after the drag - goal fraction|; hit = the drag grasps the task
+        part. One network call (the articulated reconstruction of the current views), none per candidate."""
+        state = self.model.predict_articulated(views[None])[0]
+        lower, upper = task["joint_limits"]
+        goal_value = lower + task["goal_fraction"] * (upper - lower)
+        part = find_task_part(state, camera, goal, task["joint_value"], goal_value, (lower, upper))
+        current = state.gaussians()
+        image, depth = (x[0] for x in render_gaussians(current, [camera]))
+        now = abs(task["joint_fraction"] - task["goal_fraction"])
+
+        def score(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            scores, hit = np.full(len(actions), now), np.zeros(len(actions), bool)
+            if part is None:
+                return scores, hit
+            joint = state.joints[part]
+            for i, a in enumerate(actions):
+                drag = decode_action(a)
+                uv = to_pixels(drag[:2], camera)
+                z = depth[pixel_index(uv, camera)]
+                if not np.isfinite(z) or state.part_at_pixel(current, camera, uv, float(z)) != part:
+                    continue
+                point = camera.backproject(uv, np.asarray(z))
+                value = solve_joint_value(joint, point, to_pixels(drag[2:], camera), camera)
+                scores[i] = abs((value - lower) / (upper - lower) - task["goal_fraction"])
+                hit[i] = True
+            return scores, hit
+
+        return score
+
+    def _image_scorer(self, views: np.ndarray, goal: np.ndarray,
+                      camera: Camera) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """Scores = imagined goal-image distance after the drag (regenerate transition); hit = the drag grabs the
+        object. One batched model call per CEM iteration."""
+        current = self.model.predict(views[None])
+        image, depth = (x[0] for x in render_gaussians(current, [camera]))
+        _, view_depths = render_gaussians(current, self.model.input_cameras)
+        return lambda actions: self._imagine(actions, views, image, depth, list(view_depths), goal, camera)
 
     def _imagine(self, actions: np.ndarray, views: np.ndarray, image: np.ndarray, depth: np.ndarray,
                  view_depths: list[np.ndarray], goal: np.ndarray, camera: object) -> tuple[np.ndarray, np.ndarray]:
