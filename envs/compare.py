@@ -41,13 +41,14 @@ def _sim_points(env: PartRMSimEnv, cameras: list) -> np.ndarray:
 
 
 def compare(env_name: str, policy_name: str, steps: int, seed: int, out: Path, model_path: str | None = None,
-            world_model=None, resolution: int = 64) -> list[dict]:  # noqa: ANN001
+            world_model=None, resolution: int = 64, partnet_root: str | None = None) -> list[dict]:  # noqa: ANN001
     if steps < 1:
         raise UsageError(f"steps={steps}: compare at least 1 step")
     if env_name not in ENV_CATEGORIES:
         raise UsageError(f"env {env_name!r} is not one of {sorted(ENV_CATEGORIES)}")
     category = ENV_CATEGORIES[env_name]
-    task = {"category": category, "resolution": resolution, "max_steps": steps, "control_mode": "pixel_drag"}
+    task = {"category": category, "resolution": resolution, "max_steps": steps, "control_mode": "pixel_drag",
+            "partnet_root": partnet_root}
     imagined = PartRMEnv(model_path=model_path, world_model=world_model, **task)
     twin = PartRMSimEnv(**task)
     policy = make_policy(policy_name, seed)
@@ -113,7 +114,7 @@ def _plot(rows: list[dict], path: Path) -> None:
 
 def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    rows = compare(args.env, args.policy, args.steps, args.seed, out, args.model)
+    rows = compare(args.env, args.policy, args.steps, args.seed, out, args.model, partnet_root=args.partnet)
     print("step  PSNR   SSIM   Chamfer  joint error (twin)")
     for r in rows:
         print(f"{r['step']:4d}  {r['psnr']:5.2f}  {r['ssim']:.3f}  {r['chamfer']:.4f}   {r['joint_error']:.3f}")

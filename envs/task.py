@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import typing
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
 
 from partrm_gym.assets import HELD_OUT_CATEGORY, TRAIN_CATEGORIES, canonical_category
+from partrm_gym.assets.partnet_root import real_category, task_objects
 from partrm_gym.cameras import Camera, orbit_camera
 from partrm_gym.errors import UsageError
 from partrm_gym.scene import SIM_BACKGROUND, Scene
@@ -58,6 +60,8 @@ class TaskConfig:
     success_ratio: float = 0.35
     min_goal_change: float = 0.4  # fraction of the joint range between initial and goal state
     dense_scale: float = 1.0  # dense reward: the whole way from the initial state to the goal earns this
+    # a PartNet-Mobility folder: tasks on its real objects of the category and split instead of procedural ones
+    partnet_root: str | None = None
 
     def __post_init__(self) -> None:
         """Every field checked at ``gym.make``, so a typo fails there and not episodes later."""
@@ -86,6 +90,11 @@ class TaskConfig:
                 raise UsageError(f"{name}={value!r} is not valid; it must be a positive number")
         if not np.isfinite(self.obs_azimuth_deg):
             raise UsageError(f"obs_azimuth_deg={self.obs_azimuth_deg!r} is not valid; it must be finite")
+        if self.partnet_root is not None:
+            if not isinstance(self.partnet_root, (str, Path)):
+                raise UsageError(f"partnet_root={self.partnet_root!r} is not valid; give a folder path")
+            category = "any" if self.category == "any" else canonical_category(self.category)
+            task_objects(self.partnet_root, category, self.split)  # a one-line UsageError if none fits
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> TaskConfig:
@@ -207,15 +216,33 @@ def compute_reward(cfg: TaskConfig, error: float, previous_error: float, initial
     return cfg.dense_scale * (previous_error - error) / max(initial_error, 1e-6) + cfg.success_bonus * float(success)
 
 
+def _sample_object(cfg: TaskConfig, rng: np.random.Generator) -> tuple[str, int, Scene, list[int], dict]:
+    """(category, object seed, open scene, positions of the joints a task may move, extras) of a random object:
+    procedural (category and seed block of the split), or real under ``cfg.partnet_root`` (its id as seed)."""
+    if cfg.partnet_root is None:
+        cats = cfg.categories()
+        category = cats[int(rng.integers(len(cats)))]
+        held_out_cat = category == HELD_OUT_CATEGORY and category not in TRAIN_CATEGORIES
+        lo, hi = TEST_SEEDS if (cfg.split == "test" and not held_out_cat) else TRAIN_SEEDS
+        seed = int(rng.integers(lo, hi))
+        scene = Scene.procedural(category, seed)
+        return category, seed, scene, scene.task_joints(), {}
+    category = "any" if cfg.category == "any" else canonical_category(cfg.category)
+    objects = task_objects(cfg.partnet_root, category, cfg.split)
+    entry = objects[int(rng.integers(len(objects)))]
+    scene = Scene.from_partnet(entry.folder)
+    names = entry.parts_for(category)
+    joints = [k for k, j in enumerate(scene.joints) if j.semantic in names] or scene.task_joints()
+    seed = int(entry.object_id) if entry.object_id.isdigit() else int.from_bytes(entry.object_id.encode()[:6], "big")
+    if category == "any":
+        category = real_category(entry, scene.joints[joints[0]].semantic)
+    return category, seed, scene, joints, {"partnet_folder": str(entry.folder), "partnet_id": entry.object_id}
+
+
 def sample_task(cfg: TaskConfig, rng: np.random.Generator) -> tuple[Task, Scene]:
     """Draw an object, a part and initial/goal states; returns the task and its open scene."""
-    cats = cfg.categories()
-    category = cats[int(rng.integers(len(cats)))]
-    held_out_cat = category == HELD_OUT_CATEGORY and category not in TRAIN_CATEGORIES
-    lo, hi = TEST_SEEDS if (cfg.split == "test" and not held_out_cat) else TRAIN_SEEDS
-    seed = int(rng.integers(lo, hi))
-    scene = Scene.procedural(category, seed)
-    joint = int(rng.integers(len(scene.joints)))
+    category, seed, scene, task_joints, extras = _sample_object(cfg, rng)
+    joint = task_joints[int(rng.integers(len(task_joints)))]
     fractions = rng.uniform(0.0, 1.0, len(scene.joints))
     mode = cfg.task if cfg.task != "random" else ("open" if rng.random() < 0.5 else "close")
     gap = cfg.min_goal_change
@@ -227,7 +254,7 @@ def sample_task(cfg: TaskConfig, rng: np.random.Generator) -> tuple[Task, Scene]
     init_f[joint], goal_f[joint] = start, end
     span = np.array([j.range for j in scene.joints])
     low = np.array([j.lower for j in scene.joints])
-    return Task(category, seed, joint, low + init_f * span, low + goal_f * span), scene
+    return Task(category, seed, joint, low + init_f * span, low + goal_f * span, extras), scene
 
 
 def image_distance(image: np.ndarray, goal: np.ndarray) -> float:

@@ -63,7 +63,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _sim_preview(args: argparse.Namespace) -> int:
     from partrm_gym.preview import sim_preview
 
-    path = sim_preview(args.category, args.seed, args.out, resolution=args.resolution, joint=args.joint)
+    path = sim_preview(args.category, args.seed, args.out, resolution=args.resolution, joint=args.joint,
+                       partnet=args.partnet)
     print(f"wrote {path}")
     return 0
 
@@ -160,7 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="checkpoint folder (default: the bundled model)")
     p.add_argument("--category", default=None, help="object category (default: the held-out one)")
     p.add_argument("--seed", type=non_negative_int, default=None, help="object instance (default: one no split uses)")
-    p.add_argument("--joint", type=non_negative_int, default=0, help="which movable joint the drag moves")
+    p.add_argument("--joint", type=non_negative_int, default=None,
+                   help="which movable joint the drag moves (default: the first door, drawer or lid)")
+    p.add_argument("--partnet", default=None, metavar="DIR", help="a real PartNet-Mobility object's folder instead "
+                   "of a procedural object (the rollout then runs on that object too)")
     p.add_argument("--segmenter", default="sim", choices=["sim", "classical"],
                    help="part mask for drag propagation: simulator link mask, or OpenCV as on a real photo")
     p.add_argument("--rollout-steps", type=non_negative_int, default=None,
@@ -172,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--out", default="outputs/preview")
     p.add_argument("--resolution", type=positive_int, default=128)
-    p.add_argument("--joint", type=non_negative_int, default=0, help="which movable joint to open")
+    p.add_argument("--joint", type=non_negative_int, default=None,
+                   help="which movable joint to open (default: the first door, drawer or lid)")
+    p.add_argument("--partnet", default=None, metavar="DIR", help="a real PartNet-Mobility object's folder instead")
     p.set_defaults(func=_sim_preview, out_kind="folder")
 
     p = sub.add_parser("datagen", help="generate a PartDrag-4D-style dataset from the simulator (resumable)")
@@ -221,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=positive_int, default=5)
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--model", default=None, help="checkpoint folder (default: the bundled model)")
+    p.add_argument("--partnet", default=None, metavar="DIR",
+                   help="real objects: a PartNet-Mobility folder (objects 1-2 levels down) or one object's folder")
     p.add_argument("--out", default="outputs/compare")
     p.set_defaults(func=_compare, out_kind="folder")
 

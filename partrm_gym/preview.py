@@ -54,20 +54,26 @@ def preview_frame(frame: SimFrame, scene: Scene, joint: int) -> np.ndarray:
     return overlay_mask(frame.rgb, frame.part_mask(scene.joint(joint)))
 
 
-def sim_preview(category: str, seed: int, out: str | Path, resolution: int = 128, joint: int = 0) -> Path:
-    """Render the preview grid of one object and write it to ``out/<category>_<seed>_preview.png``."""
+def sim_preview(category: str, seed: int, out: str | Path, resolution: int = 128, joint: int | None = None,
+                partnet: str | Path | None = None) -> Path:
+    """Render the preview grid of one object (procedural ``category`` #``seed``, or the real object in folder
+    ``partnet``) opening ``joint`` (default: its first door, drawer or lid) and write it to ``out``."""
     cameras = canonical_rig(resolution) + evaluation_rig(resolution)
     rows = []
-    with Scene.procedural(category, seed) as scene:
+    scene = Scene.from_partnet(partnet) if partnet is not None else Scene.procedural(category, seed)
+    with scene:
+        what = f"{Path(partnet).name}" if partnet is not None else f"{scene.category} #{seed}"
+        joint = scene.task_joints()[0] if joint is None else joint
         if not 0 <= joint < len(scene.joints):
-            raise UsageError(f"--joint {joint}: {scene.category} #{seed} has {len(scene.joints)} movable joint(s); "
+            raise UsageError(f"--joint {joint}: {what} has {len(scene.joints)} movable joint(s); "
                              f"choose 0..{len(scene.joints) - 1}")
         for fraction in STATE_FRACTIONS:
             states = np.zeros(len(scene.joints))
             states[joint] = fraction
             scene.set_joint_fractions(states)
             rows.append([preview_frame(f, scene, joint) for f in scene.render_views(cameras)])
-        name = f"{scene.category}_{seed:06d}_preview.png"
+        name = (f"partnet_{Path(partnet).name}_preview.png" if partnet is not None
+                else f"{scene.category}_{seed:06d}_preview.png")
     path = Path(out) / name
     atomic_write_image(path, image_grid(rows))
     return path

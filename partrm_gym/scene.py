@@ -25,7 +25,8 @@ from typing import Literal
 
 import numpy as np
 
-from partrm_gym.assets.partnet import load_partnet_folder, validate_urdf
+from partrm_gym.assets.partnet import TASK_SEMANTICS, load_partnet_folder, validate_urdf
+from partrm_gym.assets.partnet_colours import write_coloured_urdf
 from partrm_gym.assets.procedural import Part, ProceduralObject, generate
 from partrm_gym.cameras import Camera
 from partrm_gym.errors import UserError
@@ -44,6 +45,10 @@ SIM_BACKGROUND = (1.0, 1.0, 1.0)  # the simulator renders on white; renders comp
 PHYSICS_STEPS = 240  # 1 s at PyBullet's default 240 Hz
 MOTOR_FORCE = 200.0  # N or N·m: ample for the light procedural parts
 MOTOR_MAX_VELOCITY = 2.0  # m/s or rad/s
+# PartNet-Mobility objects face -x as distributed (their doors and drawers open towards -x: measured on 43 of
+# 46 real objects, the other 3 have only lids or drawers on two sides); this yaw turns them to face +x.
+PARTNET_FRONT_YAW_DEG = 180.0
+MIN_FRONT_EVIDENCE = 0.5  # mean horizontal opening direction shorter than this: no front is detected
 # RGB is the mean of SUPERSAMPLE² samples per pixel, as a camera integrates over its pixel area
 # (and as antialiased Gaussian rendering does). Depth and segmentation stay point samples at the
 # pixel centre: with an odd factor the middle sample lies exactly there. Measured on all 8
@@ -223,18 +228,22 @@ class Scene:
     """One articulated object in one PyBullet DIRECT client. Use as a context manager or call close()."""
 
     def __init__(self, urdf_path: str | Path, normalize: bool = True, parts: list[Part] | None = None,
-                 category: str = "", base_yaw_deg: float = 0.0) -> None:
+                 category: str = "", base_yaw_deg: float | None = 0.0) -> None:
+        """``base_yaw_deg`` turns the object about z; None faces its front to +x (:meth:`front_yaw_deg`, else
+        :data:`PARTNET_FRONT_YAW_DEG`)."""
         urdf_path = Path(urdf_path)
         if not urdf_path.is_file():
             raise FileNotFoundError(f"URDF not found: {urdf_path}")
         validate_urdf(urdf_path)  # AssetError naming the file, element and problem, before PyBullet prints its own
         self.urdf_path = urdf_path
+        self.source_folder: Path | None = None  # a PartNet-Mobility object's folder (its URDF is a coloured copy)
         self.category = category
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         with captured_native_output() as out:
             self._client: BulletClient | None = BulletClient(connection_mode=p.DIRECT)
         _report_native_output(out, urdf_path, "connecting")
-        self._base_orn = p.getQuaternionFromEuler((0.0, 0.0, math.radians(base_yaw_deg)))
+        self.base_yaw_deg = 0.0 if base_yaw_deg is None else float(base_yaw_deg)
+        self._base_orn = p.getQuaternionFromEuler((0.0, 0.0, math.radians(self.base_yaw_deg)))
         self.scale, self.offset = 1.0, np.zeros(3)
         self.body = self._load(1.0, np.zeros(3))
         semantics = {part.joint: part.semantic for part in (parts or [])}
@@ -242,6 +251,13 @@ class Scene:
         if not self.joints:
             self.close()
             raise SceneError(f"{urdf_path}: the object has no movable (revolute/prismatic) joint")
+        if base_yaw_deg is None:  # face the front to +x, then load again so every later step sees the turned object
+            detected = self.front_yaw_deg()
+            self.base_yaw_deg = detected if detected is not None else PARTNET_FRONT_YAW_DEG
+            self._base_orn = p.getQuaternionFromEuler((0.0, 0.0, math.radians(self.base_yaw_deg)))
+            self.client.removeBody(self.body)
+            self.body = self._load(1.0, np.zeros(3))
+            self.joints = self._read_joints(semantics)
         if normalize:
             self._normalise(semantics)
 
@@ -263,14 +279,61 @@ class Scene:
         return cls.from_object(generate(category, seed), normalize=normalize)
 
     @classmethod
-    def from_partnet(cls, folder: str | Path, normalize: bool = True, base_yaw_deg: float = 0.0) -> Scene:
-        """A PartNet-Mobility folder, validated first so errors name the file and element.
-
-        ``base_yaw_deg`` turns the object about z so its front faces +x (docs/conventions.md).
+    def from_partnet(cls, folder: str | Path, normalize: bool = True, base_yaw_deg: float | None = None) -> Scene:
+        """A PartNet-Mobility folder, validated first so errors name the file and element, coloured by its MTL
+        files (a copy of its URDF whose visuals carry their MTL diffuse colour, :mod:`partnet_colours`; textures as
+        PyBullet loads them), and turned so its front faces +x (docs/conventions.md): by default the front is
+        detected from the way its doors and drawers open (:meth:`front_yaw_deg`), else PartNet-Mobility's
+        convention (front at -x, :data:`PARTNET_FRONT_YAW_DEG`); ``base_yaw_deg`` sets the turn instead.
         """
         obj = load_partnet_folder(folder)
-        return cls(obj.urdf_path, normalize=normalize, parts=obj.parts, category=obj.category,
-                   base_yaw_deg=base_yaw_deg)
+        tmp = tempfile.TemporaryDirectory(prefix="partrm_scene_")
+        try:
+            urdf = write_coloured_urdf(obj.urdf_path, Path(tmp.name) / obj.urdf_path.name)
+            scene = cls(urdf, normalize=normalize, parts=obj.parts, category=obj.category, base_yaw_deg=base_yaw_deg)
+        except BaseException:
+            tmp.cleanup()
+            raise
+        scene._tmpdir = tmp
+        scene.source_folder = obj.folder
+        return scene
+
+    def task_joints(self) -> list[int]:
+        """Positions in :attr:`joints` of the parts a task may move: those whose semantic label names a door,
+        drawer, lid or screen (:data:`~partrm_gym.assets.partnet.TASK_SEMANTICS`; knobs, buttons and the like are
+        not task parts); every movable joint when none is so labelled (procedural objects, unlabelled URDFs)."""
+        labelled = [k for k, j in enumerate(self.joints) if j.semantic in TASK_SEMANTICS]
+        return labelled or list(range(len(self.joints)))
+
+    def front_yaw_deg(self) -> float | None:
+        """The base yaw (degrees about z, a multiple of 90, in [0, 360)) at which this object's front faces +x, or
+        None when its task parts do not show a front (only lids, or drawers opening to opposite sides). An object
+        already facing +x gets its own :attr:`base_yaw_deg` back.
+
+        The front is where doors and drawers open to: each task part is moved a little from its lower limit
+        (10% of its range, at most 0.2 rad) and the horizontal part of its link's unit displacement is averaged
+        (a small turn moves a door's centre outwards, not sideways)."""
+        c = self.client
+        states = self.get_joint_states()
+        total, n = np.zeros(3), 0
+        try:
+            for k in self.task_joints():
+                joint = self.joints[k]
+                q = states.copy()
+                q[k] = joint.lower
+                self.set_joint_states(q)
+                before = np.array(c.getAABB(self.body, joint.child_link)).mean(0)
+                q[k] = joint.lower + min(0.1 * joint.range, 0.2 if joint.type == "revolute" else np.inf)
+                self.set_joint_states(q)
+                shift = np.array(c.getAABB(self.body, joint.child_link)).mean(0) - before
+                if np.linalg.norm(shift) > 1e-9:
+                    total, n = total + shift / np.linalg.norm(shift), n + 1
+        finally:
+            self.set_joint_states(states)
+        front = total[:2] / max(n, 1)
+        if np.linalg.norm(front) < MIN_FRONT_EVIDENCE:
+            return None
+        return float((round(-math.degrees(math.atan2(front[1], front[0])) / 90.0) * 90 + self.base_yaw_deg) % 360)
 
     @property
     def client(self) -> BulletClient:

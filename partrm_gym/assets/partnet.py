@@ -23,6 +23,9 @@ from partrm_gym.errors import UserError
 
 MOVABLE_TYPES = ("revolute", "prismatic", "continuous")
 MOVABLE_SEMANTIC_KINDS = ("hinge", "slider")  # semantics.txt joint kinds of parts that move
+# semantics.txt part names a task may move (doors, drawers, lids; a laptop's screen). Knobs, buttons, shelves and
+# trays move too but are not what a manipulation task on the object is about.
+TASK_SEMANTICS = ("door", "rotation_door", "drawer", "rotation_lid", "lid", "screen", "rotation_screen")
 AXIS_EPS = 1e-9  # an axis with every |component| below this has no direction
 
 
@@ -51,7 +54,7 @@ def _float(value: str | None, file: Path, element: str, attribute: str) -> float
     return x
 
 
-def _read_semantics(path: Path) -> dict[str, tuple[str, str]]:
+def read_semantics(path: Path) -> dict[str, tuple[str, str]]:
     """``link_name joint_kind semantic`` per line -> {link: (joint_kind, semantic)}."""
     out: dict[str, tuple[str, str]] = {}
     if not path.is_file():
@@ -266,7 +269,7 @@ def load_partnet_folder(folder: str | Path) -> PartNetObject:
             raise AssetError(f"{meta}: expected a JSON object with model_cat, got a {type(data).__name__}")
         category = str(data.get("model_cat", ""))
         model_id = str(data.get("anno_id", data.get("model_id", model_id)))
-    semantics = _read_semantics(folder / "semantics.txt")
+    semantics = read_semantics(folder / "semantics.txt")
     parts = [Part(joint, link, semantics.get(link, ("", jtype))[1])
              for joint, link, jtype in validate_urdf(urdf, semantics=semantics)]
     return PartNetObject(folder, urdf, category, model_id, parts)
