@@ -58,7 +58,8 @@ LABEL_PARTS = ((40, 110, 230), (40, 170, 70), (240, 170, 30), (150, 60, 200), (3
 class DemoConfig:
     category: str = HELD_OUT_CATEGORY
     seed: int = DEMO_SEED
-    joint: int = 0
+    joint: int | None = None  # which movable joint the drag moves (None: the object's first door, drawer or lid)
+    partnet: str | None = None  # a real PartNet-Mobility object's folder instead of procedural category #seed
     start_fraction: float = 0.1  # of the joint range: state A (the input)
     end_fraction: float = 0.8  # state B (where the drag says the part goes)
     resolution: int = 128  # of the figures and of the 8 evaluation views
@@ -118,8 +119,9 @@ def run_rollout(out: str | Path, model: WorldModel, cfg: DemoConfig) -> tuple[di
                         "`articulation_head: true`), so it has no articulated transition."]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    task = {"category": cfg.category, "split": "test", "resolution": cfg.resolution,
-            "max_steps": max(cfg.rollout_steps, 1), "control_mode": ScriptedPolicy.control_mode}
+    task = {"category": "any" if cfg.partnet else cfg.category, "split": "test", "resolution": cfg.resolution,
+            "max_steps": max(cfg.rollout_steps, 1), "control_mode": ScriptedPolicy.control_mode,
+            "partnet_root": cfg.partnet}
     sim, imagined = PartRMSimEnv(**task), PartRMEnv(world_model=model, transition="articulated", **task)
     policy = ScriptedPolicy(cfg.seed)
     frames, rows = [], []
@@ -152,7 +154,8 @@ def run_rollout(out: str | Path, model: WorldModel, cfg: DemoConfig) -> tuple[di
     csv += [f"{s},{t:.4f},{i:.4f},{g:.4f},{p:.2f}" for s, t, i, g, p in rows]
     atomic_write_text(files["rollout_csv"], "\n".join(csv) + "\n")
     found = f"imagined part {task_part}" if task_part is not None else "no imagined part found"
-    lines = ["", f"## Closed-loop rollout: {category} #{object_seed} (held-out task, reset seed {cfg.seed}), "
+    task_name = f"{category} #{object_seed}" + (" (the same object" if cfg.partnet else " (held-out task")
+    lines = ["", f"## Closed-loop rollout: {task_name}, reset seed {cfg.seed}), "
                  f"{part.semantic or part.type} joint '{part.name}' ({found})", "",
              f"{cfg.rollout_steps} scripted drags read off the simulator's observation, each replayed in "
              "imagination (articulated transition); step 0 is the state after reset.", "",
@@ -173,20 +176,22 @@ def run_demo(out: str | Path, model_path: str | None = None, cfg: DemoConfig | N
     camera = observation_camera(TaskConfig(resolution=cfg.resolution))
     eval_cams = evaluation_rig(cfg.resolution)
     splat_cams = canonical_rig(model.network.cfg.output_size, model.rig)
-    with Scene.procedural(cfg.category, cfg.seed) as scene:
-        if not 0 <= cfg.joint < len(scene.joints):
-            raise UsageError(f"--joint {cfg.joint} does not exist: {cfg.category} #{cfg.seed} has "
-                             f"{len(scene.joints)} movable joints")
+    scene = Scene.from_partnet(cfg.partnet) if cfg.partnet else Scene.procedural(cfg.category, cfg.seed)
+    what = f"PartNet-Mobility {Path(cfg.partnet).name}" if cfg.partnet else f"{cfg.category} #{cfg.seed}"
+    with scene:
+        joint = scene.task_joints()[0] if cfg.joint is None else cfg.joint
+        if not 0 <= joint < len(scene.joints):
+            raise UsageError(f"--joint {joint} does not exist: {what} has {len(scene.joints)} movable joints")
         closed = np.array([j.lower for j in scene.joints])
         span = np.array([j.range for j in scene.joints])
         state_a, state_b = closed.copy(), closed.copy()
-        state_a[cfg.joint] += cfg.start_fraction * span[cfg.joint]
-        state_b[cfg.joint] += cfg.end_fraction * span[cfg.joint]
+        state_a[joint] += cfg.start_fraction * span[joint]
+        state_b[joint] += cfg.end_fraction * span[joint]
         scene.set_joint_states(state_a)
         frame = scene.render(camera)
-        drag = drags_between_states(scene, cfg.joint, state_a, state_b, camera, max_drags=1, rng=rng, frame_a=frame)
+        drag = drags_between_states(scene, joint, state_a, state_b, camera, max_drags=1, rng=rng, frame_a=frame)
         if len(drag) == 0:
-            raise UsageError(f"the part of joint {cfg.joint} is not visible from the observation camera; "
+            raise UsageError(f"the part of joint {joint} is not visible from the observation camera; "
                                "choose another --joint or --seed")
         drag = drag[0]
         inputs = scene.render_views(model.input_cameras)
@@ -197,7 +202,7 @@ def run_demo(out: str | Path, model_path: str | None = None, cfg: DemoConfig | N
         scene.set_joint_states(state_b)
         truth = scene.render_views(eval_cams)
         truth_splat = gt_splatter(scene, splat_cams, fit_cameras=model.input_cameras)
-        part = scene.joint(cfg.joint)
+        part = scene.joint(joint)
 
     t0 = time.perf_counter()
     predicted = model.predict_splatter(np.stack([f.rgb for f in inputs])[None], drags[None], mask[None])
@@ -226,7 +231,7 @@ def run_demo(out: str | Path, model_path: str | None = None, cfg: DemoConfig | N
     frames = (_render(imagined, orbit) * 255).round().byte().numpy()
     atomic_write_gif(files["orbit"], frames, frame_ms=80)
     save_ply(files["ply"], imagined)
-    lines = [f"# PartRM-Gym demo: {cfg.category} #{cfg.seed} (held-out), {part.semantic or part.type} joint "
+    lines = [f"# PartRM-Gym demo: {what}{'' if cfg.partnet else ' (held-out)'}, {part.semantic or part.type} joint "
              f"'{part.name}' from {cfg.start_fraction:.0%} to {cfg.end_fraction:.0%} of its range", "",
              f"Drag (normalised x0, y0, x1, y1 in the observation view): {np.round(drag, 3).tolist()}; "
              f"{int(mask.sum())} propagated drags in the 4 input views; model call {predict_ms:.0f} ms.", "",
@@ -243,7 +248,7 @@ def run_demo(out: str | Path, model_path: str | None = None, cfg: DemoConfig | N
 def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     given = {"category": args.category, "seed": args.seed, "joint": args.joint, "segmenter": args.segmenter,
-             "rollout_steps": args.rollout_steps}
+             "rollout_steps": args.rollout_steps, "partnet": args.partnet}
     cfg = DemoConfig(**{k: v for k, v in given.items() if v is not None})
     files = run_demo(args.out, args.model, cfg)
     print(Path(files["metrics"]).read_text())

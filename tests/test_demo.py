@@ -48,3 +48,17 @@ def test_demo_without_an_articulation_head_skips_the_rollout_with_a_note(tmp_pat
     assert "rollout_gif" not in files and not (tmp_path / "rollout.gif").exists()
     notes = [line for line in files["metrics"].read_text().splitlines() if "Rollout skipped" in line]
     assert len(notes) == 1 and "articulation head" in notes[0]
+
+
+def test_demo_and_preview_on_a_real_object(tmp_path, partnet_root):
+    from partrm_gym.preview import sim_preview
+
+    folder = partnet_root / "StorageFurniture" / "45261"  # five drawers
+    torch.manual_seed(0)
+    model = WorldModel(PartRM(MINI), MINI)
+    files = run_demo(tmp_path / "demo", cfg=replace(CFG, partnet=str(folder)), world_model=model)
+    text = files["metrics"].read_text()
+    assert "PartNet-Mobility 45261, drawer joint" in text and "the same object" in text
+    assert files["rollout_gif"].is_file()
+    png = sim_preview("drawer", 0, tmp_path / "preview", resolution=32, partnet=folder)
+    assert png.name == "partnet_45261_preview.png" and png.is_file()
