@@ -35,10 +35,35 @@ def _bench_category(category: str, repeats: int) -> list[object]:
     return [category, load_ms, *per_view, supersampled, per_state, solve]
 
 
+def _bench_partnet(root: str) -> str:
+    """Per PartNet category: objects, load time (validate, colour, face the front, normalise; median and max) and
+    the 4 canonical views at 128² (supersampled), one run per object."""
+    from partrm_gym.assets.partnet_root import find_partnet_objects
+
+    by_category: dict[str, list[tuple[float, float]]] = {}
+    for entry in find_partnet_objects(root):
+        t = time.perf_counter()
+        with Scene.from_partnet(entry.folder) as scene:
+            load = time.perf_counter() - t
+            t = time.perf_counter()
+            scene.render_views(canonical_rig(128))
+            by_category.setdefault(entry.partnet_category, []).append((load * 1e3, (time.perf_counter() - t) * 1e3))
+    rows = []
+    for category, times in sorted(by_category.items()) + [("all", [x for v in by_category.values() for x in v])]:
+        load, render = np.array(times).T
+        rows.append([category, len(times), float(np.median(load)), float(load.max()), float(np.median(render))])
+    return markdown_table(["PartNet category", "objects", "load ms (median)", "load ms (max)",
+                           "state (4 views 128², supersampled) ms (median)"], rows)
+
+
 def bench_sim(args: argparse.Namespace) -> str:
     rows = [_bench_category(category, args.repeats) for category in CATEGORIES]
     headers = ["category", "load+normalise ms", *(f"view {r}² ms" for r in RESOLUTIONS),
                f"view 64², {SUPERSAMPLE}×{SUPERSAMPLE} supersampled (default) ms",
                "state (4 views 128², supersampled) ms", "drag solve ms"]
-    return emit_report("Simulator (PyBullet TinyRenderer)", "partrm-gym bench sim", markdown_table(headers, rows),
-                       args.out)
+    table = markdown_table(headers, rows)
+    command = "partrm-gym bench sim"
+    if getattr(args, "partnet", None):
+        table += "\n\nReal PartNet-Mobility objects:\n\n" + _bench_partnet(args.partnet)
+        command += " --partnet DIR"
+    return emit_report("Simulator (PyBullet TinyRenderer)", command, table, args.out)
