@@ -191,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes generating objects side by side, one thread each (default: one per core; 1: "
                         "this process, one thread unless --threads says otherwise); the dataset is the same for "
                         "any number")
+    p.add_argument("--partnet", default=None, metavar="DIR",
+                   help="add the real PartNet-Mobility objects under DIR (sets the config's partnet_root)")
     p.set_defaults(func=_datagen, out_kind="folder")
 
     p = sub.add_parser("verify", help="check a dataset and name every missing or corrupt file")

@@ -148,3 +148,26 @@ def test_world_model_env_imagines_a_real_object(partnet_root, tmp_path):
     assert env.unwrapped.task.extras["partnet_id"] == "one" and obs["image"].shape == (32, 32, 3)
     env.step(env.action_space.sample())
     env.close()
+
+
+def test_dataset_from_real_objects_has_the_same_labels(partnet_root, tmp_path):
+    from partrm_gym.train.data_config import DataConfig
+    from partrm_gym.train.datagen import merge_manifest, run_shard
+    from partrm_gym.train.dataset import PartDragDataset
+    from partrm_gym.train.verify import verify_dataset
+
+    folder = partnet_root / "StorageFurniture" / "45261"  # a train-split object with five drawers (and no knob task)
+    cfg = DataConfig(name="real", procedural=False, partnet_root=str(folder), max_parts_per_object=1,
+                     states_per_part=2, max_drags=3, input_resolution=16, splatter_resolution=8, view_resolution=16)
+    run_shard(cfg, tmp_path / "data", progress=False)
+    manifest = merge_manifest(tmp_path / "data")
+    assert [o["object_id"] for o in manifest["objects"]] == ["partnet_45261"]
+    assert verify_dataset(tmp_path / "data") == []
+    data = PartDragDataset(tmp_path / "data", "train")
+    item = data[0]
+    moved = item["part_src"][item["part_src"] > 0].unique()
+    assert len(data) == 2 and len(moved) >= 1  # drawer pixels carry their joint's label
+    joint = int(moved[0]) - 1
+    assert data.state("partnet_45261", data.items[0].src)["joint_revolute"][joint].item() is False  # a slider
+    with pytest.raises(UsageError, match="--partnet"):
+        run_shard(DataConfig(procedural=False), tmp_path / "none", progress=False)

@@ -46,6 +46,10 @@ class DataConfig:
     view_resolution: int = 128  # the 12 dataset views used as targets and for evaluation
     rig: RigConfig = field(default_factory=RigConfig)
     splatter_fit: SplatterFit = field(default_factory=SplatterFit)  # GT splatter fitted to the input views
+    # Real objects: every PartNet-Mobility object under this folder with a door, drawer or lid joins the dataset
+    # in its own split (train or test, docs/real_data.md); `partrm-gym datagen --partnet DIR` sets it.
+    partnet_root: str | None = None
+    procedural: bool = True  # false: real objects alone (needs partnet_root)
 
     def __post_init__(self) -> None:
         def out_of_range(name: str, allowed: str, why: str = "") -> ValueError:
@@ -65,7 +69,7 @@ class DataConfig:
         for name in ("train_objects_per_category", "val_objects_per_category", "test_objects"):
             if not 0 <= getattr(self, name) <= MAX_OBJECTS:
                 raise out_of_range(name, f"between 0 and {MAX_OBJECTS}")
-        if self.num_objects == 0:
+        if self.num_objects == 0 and self.procedural:
             raise ValueError("train_objects_per_category, val_objects_per_category and test_objects are all 0: "
                              "the config would generate no objects; set at least one of them ≥ 1")
         if self.states_per_part < 2:
@@ -77,7 +81,9 @@ class DataConfig:
 
     @property
     def num_objects(self) -> int:
-        """How many objects the config plans (all splits)."""
+        """How many procedural objects the config plans (all splits; real ones depend on the folder)."""
+        if not self.procedural:
+            return 0
         return ((self.train_objects_per_category + self.val_objects_per_category) * len(self.categories)
                 + self.test_objects)
 
@@ -105,21 +111,34 @@ class ObjectSpec:
     category: str
     seed: int
     split: Split
+    partnet_id: str = ""  # a real PartNet-Mobility object (its folder's name under the config's partnet_root)
 
     @property
     def object_id(self) -> str:
-        return f"{self.category}_{self.seed:07d}"
+        return f"partnet_{self.partnet_id}" if self.partnet_id else f"{self.category}_{self.seed:07d}"
 
 
 def plan_objects(cfg: DataConfig) -> list[ObjectSpec]:
-    """Every object of the dataset, in a fixed order (shards take every N-th)."""
+    """Every object of the dataset, in a fixed order (shards take every N-th): the procedural ones, then the real
+    ones under ``partnet_root`` sorted by folder."""
+    if not cfg.procedural and cfg.partnet_root is None:
+        raise UsageError("the config has procedural: false and no partnet_root: it would generate no objects; "
+                         "give the PartNet-Mobility folder with --partnet DIR (or partnet_root in the config)")
     specs = []
     for split, cats, count in (("train", cfg.categories, cfg.train_objects_per_category),
                                ("val", cfg.categories, cfg.val_objects_per_category),
                                ("test", (cfg.test_category,), cfg.test_objects)):
-        for cat in cats:
+        for cat in cats if cfg.procedural else ():
             base = SPLIT_SEED_BASE[split] + cfg.seed * 10_000
             specs += [ObjectSpec(canonical_category(cat), base + i, split) for i in range(count)]  # type: ignore[arg-type]
+    if cfg.partnet_root is not None:
+        from partrm_gym.assets.partnet_root import find_partnet_objects, real_category
+
+        for entry in find_partnet_objects(cfg.partnet_root):
+            if entry.task_parts:
+                seed = int(entry.object_id) if entry.object_id.isdigit() else 0
+                specs.append(ObjectSpec(real_category(entry, entry.task_parts[0]), seed, entry.split,  # type: ignore[arg-type]
+                                        partnet_id=entry.folder.name))
     return specs
 
 

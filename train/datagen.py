@@ -24,6 +24,7 @@ import threading
 import time
 import traceback
 from collections.abc import Generator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -92,18 +93,34 @@ def part_labels(scene: Scene, seg: np.ndarray) -> np.ndarray:
     return table[seg.astype(np.int64) + 1]
 
 
+def _partnet_folder(cfg: DataConfig, spec: ObjectSpec) -> Path:
+    from partrm_gym.assets.partnet_root import find_partnet_objects
+
+    for entry in find_partnet_objects(cfg.partnet_root):
+        if entry.folder.name == spec.partnet_id:
+            return entry.folder
+    raise UsageError(f"PartNet-Mobility object {spec.partnet_id} is no longer under {cfg.partnet_root}; restore it "
+                     "or generate into a new folder")
+
+
 def generate_object(cfg: DataConfig, spec: ObjectSpec, folder: Path) -> dict:
     """Render every state and pair of one object into ``folder``; returns its object.json content."""
     rng = _object_rng(cfg, spec)
-    obj = generate(spec.category, spec.seed)
     inputs, splat_views, views = (canonical_rig(cfg.input_resolution, cfg.rig),
                                   canonical_rig(cfg.splatter_resolution, cfg.rig),
                                   dataset_rig(cfg.view_resolution, cfg.rig))
-    (folder / URDF_FILE).write_text(obj.urdf())
     states_meta, pairs = [], {"src": [], "dst": [], "drags": [], "mask": []}
-    with Scene.from_object(obj) as scene:
-        n_parts = min(len(scene.joints), cfg.max_parts_per_object)
-        animated = sorted(rng.choice(len(scene.joints), size=n_parts, replace=False).tolist())
+    if spec.partnet_id:
+        scene = Scene.from_partnet(_partnet_folder(cfg, spec))
+        (folder / URDF_FILE).write_text(scene.urdf_path.read_text())  # the coloured copy the scene loaded
+    else:
+        obj = generate(spec.category, spec.seed)
+        (folder / URDF_FILE).write_text(obj.urdf())
+        scene = Scene.from_object(obj)
+    with scene:
+        task = scene.task_joints()  # doors, drawers, lids (every joint of a procedural object)
+        n_parts = min(len(task), cfg.max_parts_per_object)
+        animated = sorted(task[i] for i in rng.choice(len(task), size=n_parts, replace=False).tolist())
         for part in animated:
             fractions = rng.uniform(0.0, 1.0, len(scene.joints))
             first = len(states_meta)
@@ -162,6 +179,7 @@ def generate_object(cfg: DataConfig, spec: ObjectSpec, folder: Path) -> dict:
         "mask": np.asarray(pairs["mask"], dtype=bool).reshape(-1, NUM_INPUT_VIEWS, cfg.max_drags),
     })
     meta = {"object_id": spec.object_id, "category": spec.category, "seed": spec.seed, "split": spec.split,
+            **({"partnet_id": spec.partnet_id} if spec.partnet_id else {}),
             "scale": round(float(scale), 9), "joints": joints, "states": states_meta,
             "num_pairs": len(pairs["src"]), "format_version": FORMAT_VERSION}
     write_json(folder / OBJECT_FILE, meta)  # written last: its presence marks the object complete
@@ -414,6 +432,8 @@ def merge_manifest(out: Path) -> dict:
 
 def main(args: argparse.Namespace) -> int:
     cfg = load_data_config(args.config)
+    if getattr(args, "partnet", None):
+        cfg = replace(cfg, partnet_root=str(Path(args.partnet).expanduser().resolve()))
     out = Path(args.out)
     workers = getattr(args, "workers", None) or available_cores()
     if workers == 1 and getattr(args, "threads", None) is None:
