@@ -29,7 +29,8 @@ from partrm_gym.assets import HELD_OUT_CATEGORY, TRAIN_CATEGORIES, canonical_cat
 from partrm_gym.assets.partnet_root import real_category, task_objects
 from partrm_gym.cameras import Camera, orbit_camera
 from partrm_gym.errors import UsageError
-from partrm_gym.scene import SIM_BACKGROUND, Scene
+from partrm_gym.rendering import BACKGROUND_RGB
+from partrm_gym.scene import Scene
 
 # Seed blocks of the env's object splits (disjoint from each other; "test" of a training
 # category means held-out instances, of the held-out category any instance).
@@ -163,7 +164,7 @@ def decode_action(action: np.ndarray) -> np.ndarray:
 def object_mask(image: np.ndarray) -> np.ndarray:
     """(H, W) bool: the pixels of an observation (H, W, 3) uint8 that show the object (not the background).
     The same rule on simulator renders and on imagined renders, so both worlds anchor actions alike."""
-    background = np.round(np.asarray(SIM_BACKGROUND) * 255.0)
+    background = np.round(np.asarray(BACKGROUND_RGB) * 255.0)
     return (np.abs(image.astype(np.int16) - background).max(axis=-1) > OBJECT_TOLERANCE)
 
 

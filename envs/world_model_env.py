@@ -51,10 +51,8 @@ from partrm_gym.gaussians import Gaussians, save_ply
 from partrm_gym.model.drag_propagation import drags_for_model, starts_on_surface
 from partrm_gym.model.segmenters import ClassicalSegmenter, SamSegmenter, Segmenter
 from partrm_gym.model.world_model import WorldModel
-from partrm_gym.rendering import rasterize
-from partrm_gym.scene import SIM_BACKGROUND
+from partrm_gym.rendering import EMPTY_ALPHA, rasterize, render_images
 
-EMPTY_ALPHA = 0.5  # a pixel whose rendered alpha is below this shows no surface
 TRANSITIONS = ("articulated", "regenerate")
 
 
@@ -65,20 +63,6 @@ class ResetRequest(NamedTuple):
     views: np.ndarray  # (2, 4, H, W, 3) uint8: the initial and the goal input views
     sim_image: np.ndarray  # (H, W, 3) uint8: the twin's observation of the initial state
     limits: tuple[float, float]  # the task joint's (lower, upper)
-
-
-def render_gaussians(gaussians: Gaussians, cameras: list, background: tuple[float, float, float] = SIM_BACKGROUND
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 RGB (C, H, W, 3) and depth (C, H, W), ``inf`` where nothing is drawn, for one scene (B = 1)."""
-    device = gaussians.means.device
-    viewmats, Ks = stack_cameras(cameras, device=device)
-    out = rasterize(gaussians, viewmats, Ks, cameras[0].width, cameras[0].height,
-                    background=torch.tensor(background, device=device))
-    rgb = (out.rgb[0].clamp(0, 1) * 255).round().byte().cpu().numpy()
-    alpha = out.alpha[0, ..., 0].cpu().numpy()
-    depth = out.depth[0, ..., 0].cpu().numpy()
-    depth = np.where(alpha > EMPTY_ALPHA, depth, np.inf)  # the rasterizer's depth is already alpha-normalised
-    return rgb, depth
 
 
 class PartRMEnv(ArticulatedTaskEnv):
@@ -196,13 +180,13 @@ class PartRMEnv(ArticulatedTaskEnv):
         self._start_value, self._goal_value = float(task.initial[task.joint]), float(task.goal[task.joint])
         initial, goal = prediction
         if self.transition == "articulated":
-            self._goal_image = render_gaussians(goal.base, [self.camera])[0][0]
+            self._goal_image = render_images(goal.base, [self.camera])[0][0]
             self.state = initial
             self.task_part = find_task_part(self.state, self.camera, self._goal_image, self._start_value,
                                             self._goal_value, self._limits)
         else:
             self.gaussians = initial
-            self._goal_image = render_gaussians(goal, [self.camera])[0][0]
+            self._goal_image = render_images(goal, [self.camera])[0][0]
             self._views = request.views[:1]  # the first step uses the simulator's input views
         self._render_current()
         self.task = task
@@ -276,7 +260,7 @@ class PartRMEnv(ArticulatedTaskEnv):
         """The current imagined state from any cameras: uint8 RGB (C, H, W, 3) and depth (C, H, W)."""
         if self.gaussians is None:
             raise RuntimeError("no imagined state: call reset() first")
-        return render_gaussians(self.gaussians, cameras)
+        return render_images(self.gaussians, cameras)
 
     def part_labels(self, cameras: list | None = None) -> np.ndarray:
         """The imagined part segmentation (C, H, W) int: -2 no surface, -1 static body, k part k of
@@ -304,7 +288,7 @@ class PartRMEnv(ArticulatedTaskEnv):
     def _render_current(self) -> None:
         if self.state is not None:
             self.gaussians = self.state.gaussians()
-        rgb, depth = render_gaussians(self.gaussians, [self.camera])
+        rgb, depth = render_images(self.gaussians, [self.camera])
         self._image, self._depth = rgb[0], depth[0]
 
     def _move_grasped_part(self, drag: np.ndarray) -> bool:
@@ -326,7 +310,7 @@ class PartRMEnv(ArticulatedTaskEnv):
         """Segment in the imagined observation, propagate, transfer to the 4 views; re-render those views."""
         if not starts_on_surface(drag, self.camera, self._depth):  # a miss costs no rendering: nothing changes
             return np.zeros((4, self.model.max_drags, 4), np.float32), np.zeros((4, self.model.max_drags), bool)
-        view_rgb, view_depth = render_gaussians(self.gaussians, self.model.input_cameras)
+        view_rgb, view_depth = render_images(self.gaussians, self.model.input_cameras)
         if self._views is None:
             self._views = view_rgb[None]
         return drags_for_model(drag, self._image, self.camera, self._depth, self.segmenter, self.model.input_cameras,
@@ -351,7 +335,7 @@ def find_task_part(state: ArticulatedState, camera: Camera, goal_image: np.ndarr
             trial.joints[k].axis = joint.axis * sign
             trial.joints[k].lower, trial.joints[k].upper = -np.inf, np.inf
             trial.joints[k].value = trial.joints[k].start + delta
-            image = render_gaussians(trial.gaussians(), [camera])[0][0].astype(np.float32)
+            image = render_images(trial.gaussians(), [camera])[0][0].astype(np.float32)
             err = float(np.abs(image - goal).mean())
             if err < best_err:
                 best, best_err = (k, sign), err

@@ -18,6 +18,7 @@ import torch
 from partrm_gym.cameras import Camera, stack_cameras
 from partrm_gym.errors import UserError
 from partrm_gym.gaussians import Gaussians
+from partrm_gym.rendering import BACKGROUND_RGB
 from partrm_gym.scene import Scene
 
 # Zero123++ v1.2 returns a 3x2 grid of 320x320 views at relative azimuths 30, 90, 150, 210, 270, 330
@@ -42,7 +43,7 @@ class SimViewSource:
 
 
 class GaussianViewSource:
-    def __init__(self, cameras: Sequence[Camera], background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> None:
+    def __init__(self, cameras: Sequence[Camera], background: tuple[float, float, float] = BACKGROUND_RGB) -> None:
         self.cameras = list(cameras)
         self.background = background
 

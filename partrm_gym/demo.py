@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from partrm_gym.assets import HELD_OUT_CATEGORY
-from partrm_gym.cameras import Camera, canonical_rig, evaluation_rig, orbit_camera, stack_cameras
+from partrm_gym.cameras import Camera, canonical_rig, evaluation_rig, orbit_camera
 from partrm_gym.drags import drags_between_states, to_pixels
 from partrm_gym.envs.sim_env import PartRMSimEnv
 from partrm_gym.envs.task import TaskConfig, observation_camera
@@ -43,8 +43,8 @@ from partrm_gym.model.segmenters import ClassicalSegmenter, SimLinkSegmenter
 from partrm_gym.model.world_model import WorldModel
 from partrm_gym.policies.scripted import ScriptedPolicy
 from partrm_gym.preview import image_grid, to_uint8_image
-from partrm_gym.rendering import rasterize
-from partrm_gym.scene import SIM_BACKGROUND, Scene
+from partrm_gym.rendering import render_images
+from partrm_gym.scene import Scene
 from partrm_gym.train.evaluate import simulator_points, splatter_points
 
 DEMO_SEED = 2_000_100  # a held-out-category instance outside data/default's test objects
@@ -66,13 +66,6 @@ class DemoConfig:
     orbit_frames: int = 36
     segmenter: str = "sim"  # "sim" (exact link mask) or "classical" (OpenCV, as on a real photo)
     rollout_steps: int = 4  # drags of the closed-loop rollout (0: no rollout)
-
-
-def _render(gaussians: Gaussians, cameras: list[Camera]) -> torch.Tensor:
-    """(C, H, W, 3) in [0, 1]."""
-    viewmats, Ks = stack_cameras(cameras)
-    out = rasterize(gaussians, viewmats, Ks, cameras[0].width, cameras[0].height, background=SIM_BACKGROUND)
-    return out.rgb[0].clamp(0, 1)
 
 
 def _draw_drag(image: np.ndarray, drag: np.ndarray, camera: Camera) -> np.ndarray:
@@ -213,7 +206,7 @@ def run_demo(out: str | Path, model_path: str | None = None, cfg: DemoConfig | N
                "GT splatter of B (upper bound)": torch.from_numpy(truth_splat)}
     renders, rows = {}, []
     for name, splat in methods.items():
-        rgb = _render(Gaussians.from_splatter(splat[None]), eval_cams)
+        rgb = torch.from_numpy(render_images(Gaussians.from_splatter(splat[None]), eval_cams).rgb).float() / 255.0
         renders[name] = rgb
         pts, w = splatter_points(splat, rng)
         rows.append((name, float(psnr(rgb, target)), float(np.mean([ssim(rgb[v], target[v])
@@ -228,7 +221,7 @@ def run_demo(out: str | Path, model_path: str | None = None, cfg: DemoConfig | N
     imagined = Gaussians.from_splatter(predicted.cpu())
     orbit = [orbit_camera(360.0 * k / cfg.orbit_frames, 20.0, model.rig.radius, model.rig.fov_deg, cfg.resolution)
              for k in range(cfg.orbit_frames)]
-    frames = (_render(imagined, orbit) * 255).round().byte().numpy()
+    frames = render_images(imagined, orbit).rgb
     atomic_write_gif(files["orbit"], frames, frame_ms=80)
     save_ply(files["ply"], imagined)
     lines = [f"# PartRM-Gym demo: {what}{'' if cfg.partnet else ' (held-out)'}, {part.semantic or part.type} joint "

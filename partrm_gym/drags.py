@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from partrm_gym.cameras import Camera
-from partrm_gym.scene import BACKGROUND, JointInfo, Scene, SimFrame
+from partrm_gym.scene import SEG_BACKGROUND, JointInfo, Scene, SimFrame
 
 DEFAULT_MAX_DRAGS = 10
 SCAN_SAMPLES = 96  # joint values scanned before refinement
@@ -123,7 +123,7 @@ class DragSolution:
 
 def grasped_joint(scene: Scene, link_seg_value: int) -> int | None:
     """Position in ``scene.joints`` of the movable joint that moves the link under a pixel, or None."""
-    if link_seg_value == BACKGROUND or link_seg_value == 0:
+    if link_seg_value == SEG_BACKGROUND or link_seg_value == 0:
         return None
     link = link_seg_value - 1
     owners = [k for k, j in enumerate(scene.joints) if link in j.moved_links]

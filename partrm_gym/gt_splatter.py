@@ -25,8 +25,8 @@ import torch
 
 from partrm_gym.cameras import Camera, stack_cameras
 from partrm_gym.gaussians import FOOTPRINT_SIGMA, OPACITY, RGB, ROTATION, SCALE, SPLATTER_CHANNELS, XYZ, Gaussians
-from partrm_gym.rendering import rasterize
-from partrm_gym.scene import SIM_BACKGROUND, Scene, SimFrame
+from partrm_gym.rendering import BACKGROUND_RGB, rasterize
+from partrm_gym.scene import Scene, SimFrame
 
 THICKNESS = 0.1  # disc std along the normal, as a fraction of its in-plane std
 MIN_COS = 0.5  # grazing surfaces: footprint stretch along the tilt capped at 1 / MIN_COS (0.25 was worse)
@@ -208,7 +208,7 @@ def fit_splatter(splatter: np.ndarray, images: np.ndarray, cameras: Sequence[Cam
                        colors=torch.where(on, torch.sigmoid(colour_logit), fixed.colors))
 
     for _ in range(fit.steps):
-        render = rasterize(fitted(), viewmats, Ks, W, H, background=SIM_BACKGROUND)
+        render = rasterize(fitted(), viewmats, Ks, W, H, background=BACKGROUND_RGB)
         loss = ((render.rgb - target) ** 2).mean(dim=(1, 2, 3, 4)).sum()  # per-state means: states stay independent
         optimizer.zero_grad()
         loss.backward()

@@ -40,8 +40,7 @@ LIGHT_AMBIENT, LIGHT_DIFFUSE = 0.6, 0.4
 NORMALISE_SAMPLES = 5  # joint fractions sampled when bounding the object over its range
 NORMALISE_PASSES = 4
 NORMALISE_TOLERANCE = 1e-3  # relative slack on the radius, metres on the centre
-BACKGROUND = -1  # segmentation value off the object
-SIM_BACKGROUND = (1.0, 1.0, 1.0)  # the simulator renders on white; renders compared with it use the same
+SEG_BACKGROUND = -1  # segmentation value of a pixel off the object
 PHYSICS_STEPS = 240  # 1 s at PyBullet's default 240 Hz
 MOTOR_FORCE = 200.0  # N or N·m: ample for the light procedural parts
 MOTOR_MAX_VELOCITY = 2.0  # m/s or rad/s
@@ -196,7 +195,7 @@ class SimFrame:
 
     @property
     def object_mask(self) -> np.ndarray:
-        return self.seg != BACKGROUND
+        return self.seg != SEG_BACKGROUND
 
     def part_mask(self, joint: JointInfo) -> np.ndarray:
         return np.isin(self.seg, [link + 1 for link in joint.moved_links])
@@ -519,7 +518,7 @@ class Scene:
         rgb = np.asarray(rgba, dtype=np.uint8).reshape(*shape, 4)[..., :3].copy()
         seg = np.asarray(seg, dtype=np.int64).reshape(shape)
         on = seg >= 0
-        link_seg = np.where(on, seg >> 24, BACKGROUND).astype(np.int32)
+        link_seg = np.where(on, seg >> 24, SEG_BACKGROUND).astype(np.int32)
         z = np.asarray(zbuf, dtype=np.float64).reshape(shape)
         depth = FAR * NEAR / (FAR - (FAR - NEAR) * z)
         depth = np.where(on, depth, np.inf).astype(np.float32)

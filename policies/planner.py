@@ -32,12 +32,13 @@ from partrm_gym.articulation import solve_joint_value
 from partrm_gym.cameras import Camera
 from partrm_gym.drags import pixel_index, to_pixels
 from partrm_gym.envs.task import decode_action, image_distance
-from partrm_gym.envs.world_model_env import find_task_part, render_gaussians
+from partrm_gym.envs.world_model_env import find_task_part
 from partrm_gym.errors import UsageError
 from partrm_gym.model.drag_propagation import drags_for_model
 from partrm_gym.model.segmenters import ClassicalSegmenter, Segmenter
 from partrm_gym.model.world_model import WorldModel
 from partrm_gym.policies.scripted import ScriptedPolicy
+from partrm_gym.rendering import render_images
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class ImaginationPlanner:
         goal_value = lower + task["goal_fraction"] * (upper - lower)
         part = find_task_part(state, camera, goal, task["joint_value"], goal_value, (lower, upper))
         current = state.gaussians()
-        image, depth = (x[0] for x in render_gaussians(current, [camera]))
+        image, depth = (x[0] for x in render_images(current, [camera]))
         now = abs(task["joint_fraction"] - task["goal_fraction"])
 
         def score(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -141,8 +142,8 @@ class ImaginationPlanner:
         """Scores = imagined goal-image distance after the drag (regenerate transition); hit = the drag grabs the
         object. One batched model call per CEM iteration."""
         current = self.model.predict(views[None])
-        image, depth = (x[0] for x in render_gaussians(current, [camera]))
-        _, view_depths = render_gaussians(current, self.model.input_cameras)
+        image, depth = (x[0] for x in render_images(current, [camera]))
+        _, view_depths = render_images(current, self.model.input_cameras)
         return lambda actions: self._imagine(actions, views, image, depth, list(view_depths), goal, camera)
 
     def _imagine(self, actions: np.ndarray, views: np.ndarray, image: np.ndarray, depth: np.ndarray,
@@ -164,7 +165,7 @@ class ImaginationPlanner:
         predicted = self.model.predict(np.repeat(views[None], len(idx), axis=0), np.stack([d for d, _ in batch]),
                                        np.stack([m for _, m in batch]))
         for j, i in enumerate(idx):
-            rgb, _ = render_gaussians(predicted[j:j + 1], [camera])
+            rgb, _ = render_images(predicted[j:j + 1], [camera])
             scores[i] = image_distance(rgb[0], goal)
         return scores, hit
 

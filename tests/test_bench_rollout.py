@@ -11,11 +11,11 @@ from test_model_network import MINI
 from partrm_gym.bench.rollout import _psnr, bench_rollout, label_accuracy, oracle_state
 from partrm_gym.cameras import canonical_rig
 from partrm_gym.envs.task import TaskConfig, observation_camera
-from partrm_gym.envs.world_model_env import render_gaussians
 from partrm_gym.gaussians import Gaussians
 from partrm_gym.gt_splatter import SplatterFit, gt_splatter
 from partrm_gym.model.checkpoint import save_checkpoint
 from partrm_gym.model.partrm import PartRM
+from partrm_gym.rendering import render_images
 from partrm_gym.scene import Scene
 
 
@@ -34,8 +34,8 @@ def test_oracle_moves_the_reconstruction_with_the_simulator():
         scene.set_joint_states(q)
         truth = scene.render(camera).rgb
         oracle.set_value(k, float(q[k]))
-        static = _psnr(render_gaussians(base, [camera])[0][0], truth)
-        after = _psnr(render_gaussians(oracle.gaussians(), [camera])[0][0], truth)
+        static = _psnr(render_images(base, [camera])[0][0], truth)
+        after = _psnr(render_images(oracle.gaussians(), [camera])[0][0], truth)
         assert after > static + 3.0, (static, after)
 
 

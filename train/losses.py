@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from partrm_gym.gaussians import OPACITY, RGB, ROTATION, SCALE, SPLATTER_CHANNELS, XYZ, Gaussians
-from partrm_gym.rendering import rasterize
-from partrm_gym.scene import SIM_BACKGROUND
+from partrm_gym.rendering import BACKGROUND_RGB, rasterize
 
 
 def splatter_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -38,7 +37,7 @@ def render_views(splatter: torch.Tensor, viewmats: torch.Tensor, Ks: torch.Tenso
                  height: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Render (B, V, 14, h, w) splatter images into C cameras per sample: RGB (B, C, 3, H, W), alpha (B, C, 1, H, W)."""
     out = rasterize(Gaussians.from_splatter(splatter), viewmats, Ks, width, height,
-                    background=torch.tensor(SIM_BACKGROUND, device=splatter.device))
+                    background=torch.tensor(BACKGROUND_RGB, device=splatter.device))
     return out.rgb.permute(0, 1, 4, 2, 3), out.alpha.permute(0, 1, 4, 2, 3)
 
 

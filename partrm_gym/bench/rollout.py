@@ -109,9 +109,10 @@ def run_rollouts(episodes: int, steps: int, policy: str, transition: str, model_
     from tqdm import tqdm
 
     from partrm_gym.envs.sim_env import PartRMSimEnv
-    from partrm_gym.envs.world_model_env import PartRMEnv, render_gaussians
+    from partrm_gym.envs.world_model_env import PartRMEnv
     from partrm_gym.model.world_model import WorldModel
     from partrm_gym.policies.scripted import ScriptedPolicy
+    from partrm_gym.rendering import render_images
 
     model = WorldModel.from_pretrained(model_path)
     task = {"split": "test", "resolution": resolution, "max_steps": steps + 1, "control_mode": "pixel_drag"}
@@ -130,7 +131,7 @@ def run_rollouts(episodes: int, steps: int, policy: str, transition: str, model_
             jtype = twin.scene.joints[k].type
             actor = ScriptedPolicy(seed) if policy == "scripted" else None
             rng = np.random.default_rng(seed)
-            static_image = render_gaussians(base, [twin.camera])[0][0]
+            static_image = render_images(base, [twin.camera])[0][0]
             reset_scores = {"label_accuracy": float("nan"), "movable_accuracy": float("nan"), "task_iou": float("nan")}
             if imagined.state is not None:
                 reset_scores["label_accuracy"], reset_scores["movable_accuracy"] = label_accuracy(
@@ -144,7 +145,7 @@ def run_rollouts(episodes: int, steps: int, policy: str, transition: str, model_
                 _, _, _, _, iinfo = imagined.step(action)
                 for j, q in enumerate(twin.scene.get_joint_states()):
                     oracle.set_value(j, float(q))
-                oracle_image = render_gaussians(oracle.gaussians(), [twin.camera])[0][0]
+                oracle_image = render_images(oracle.gaussians(), [twin.camera])[0][0]
                 rows.append({"episode": i, "step": step, "type": jtype, "true_fraction": tinfo["joint_fraction"],
                              "imagined_fraction": iinfo.get("joint_fraction", float("nan")),
                              "psnr": _psnr(imagined.render(), obs["image"]),

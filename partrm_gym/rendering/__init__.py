@@ -9,14 +9,22 @@ dilation, so sub-pixel and edge-on Gaussians fade) or "classic" (the original 3D
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
+import numpy as np
 import torch
 
 from partrm_gym.gaussians import Gaussians
 from partrm_gym.rendering.torch_rasterizer import RASTERIZE_MODES, RasterizeMode, rasterize_torch
 
+if TYPE_CHECKING:
+    from partrm_gym.cameras import Camera
+
 Backend = Literal["auto", "torch", "gsplat"]
+# White: the simulator's background. Every render compared with a simulator image (observations, goal images,
+# dataset views, GT-splatter fits) uses it: this is its one definition.
+BACKGROUND_RGB = (1.0, 1.0, 1.0)
+EMPTY_ALPHA = 0.5  # a pixel whose rendered alpha is below this shows no surface (depth inf)
 
 
 @dataclass
@@ -27,7 +35,7 @@ class RenderOutput:
 
 
 def rasterize(gaussians: Gaussians, viewmats: torch.Tensor, Ks: torch.Tensor, width: int, height: int,
-              background: torch.Tensor | tuple[float, float, float] = (1.0, 1.0, 1.0),
+              background: torch.Tensor | tuple[float, float, float] = BACKGROUND_RGB,
               backend: Backend = "auto", mode: RasterizeMode = "antialiased") -> RenderOutput:
     """Render B scenes into C cameras each. ``viewmats`` (C, 4, 4) or (B, C, 4, 4), OpenCV world-to-camera;
     ``Ks`` (C, 3, 3) or (B, C, 3, 3). Gaussians are used as given: call ``sanitize()`` first on untrusted input."""
@@ -61,3 +69,38 @@ def rasterize(gaussians: Gaussians, viewmats: torch.Tensor, Ks: torch.Tensor, wi
 
 
 __all__ = ["RASTERIZE_MODES", "RasterizeMode", "RenderOutput", "rasterize"]
+
+
+class CameraImages(NamedTuple):
+    rgb: np.ndarray  # (C, H, W, 3) uint8
+    depth: np.ndarray  # (C, H, W) float32, inf where no surface is drawn (alpha below EMPTY_ALPHA)
+
+
+def render_images(gaussians: Gaussians, cameras: list[Camera],
+                  background: tuple[float, float, float] = BACKGROUND_RGB) -> CameraImages:
+    """One scene's Gaussians as images, the layout of the project's edges (HWC uint8, like the simulator's).
+
+    Args:
+        gaussians: one scene (B = 1), on any device.  # [1, N, ...]
+        cameras: C cameras of one size.
+        background: RGB in [0, 1] behind the Gaussians.
+
+    Returns:
+        :class:`CameraImages`: ``rgb`` # [C, H, W, 3] uint8 and ``depth`` # [C, H, W] (inf where empty).
+
+    Example::
+
+        g = Gaussians.from_splatter(splatter)           # splatter: [1, V, 14, h, w]
+        rgb, depth = render_images(g, [camera])
+    """
+    from partrm_gym.cameras import stack_cameras
+
+    if gaussians.batch_size != 1:
+        raise ValueError(f"render_images takes one scene (B = 1), got B = {gaussians.batch_size}")
+    device = gaussians.means.device
+    viewmats, Ks = stack_cameras(cameras, device=device)
+    out = rasterize(gaussians, viewmats, Ks, cameras[0].width, cameras[0].height, background=background)
+    rgb = (out.rgb[0].clamp(0, 1) * 255).round().byte().cpu().numpy()
+    alpha = out.alpha[0, ..., 0].cpu().numpy()
+    depth = out.depth[0, ..., 0].cpu().numpy()
+    return CameraImages(rgb, np.where(alpha > EMPTY_ALPHA, depth, np.inf))  # the rasterizer's depth is alpha-normalised
