@@ -35,7 +35,7 @@ import torch
 from partrm_gym.articulation import STATIC, ArticulatedState, GroupingConfig
 from partrm_gym.articulation import solve_joint_value as solve_imagined_joint
 from partrm_gym.cameras import Camera, stack_cameras
-from partrm_gym.drags import pixel_index, to_pixels
+from partrm_gym.drags import to_pixels
 from partrm_gym.envs.base import ArticulatedTaskEnv
 from partrm_gym.envs.task import (
     Task,
@@ -295,7 +295,7 @@ class PartRMEnv(ArticulatedTaskEnv):
         """Articulated step: the part under the drag start follows the drag end. False (a miss, as in the twin)
         when the drag starts off the object or on its static body."""
         uv = to_pixels(drag[:2], self.camera)
-        z = self._depth[pixel_index(uv, self.camera)]
+        z = self._depth[self.camera.pixel_index(uv)]
         if not np.isfinite(z):
             return False
         point = self.camera.backproject(uv, np.asarray(z))

@@ -39,8 +39,7 @@ def lift_drags(drags: np.ndarray, camera: Camera, depth: np.ndarray) -> tuple[np
     """3D starts and ends of drags (N, 4) in ``camera`` with its depth map; plus which starts hit a surface."""
     d = validate_drags(drags)
     uv0, uv1 = to_pixels(d[:, :2], camera), to_pixels(d[:, 2:], camera)
-    cols = np.clip(uv0[:, 0].astype(int), 0, camera.width - 1)
-    rows = np.clip(uv0[:, 1].astype(int), 0, camera.height - 1)
+    rows, cols = camera.pixel_index(uv0)
     z = depth[rows, cols].astype(np.float64)
     hit = np.isfinite(z) & (z > 0)
     z = np.where(hit, z, 0.0)
@@ -63,8 +62,7 @@ def transfer_drags(drags: np.ndarray, camera: Camera, depth: np.ndarray, views: 
         ok = (z0 > 0) & (z1 > 0) & (uv0[:, 0] >= 0) & (uv0[:, 0] < cam.width) & (uv0[:, 1] >= 0) & \
             (uv0[:, 1] < cam.height)
         if view_depths is not None and ok.any():
-            cols = np.clip(uv0[:, 0].astype(int), 0, cam.width - 1)
-            rows = np.clip(uv0[:, 1].astype(int), 0, cam.height - 1)
+            rows, cols = cam.pixel_index(uv0)
             # two-sided: behind the surface is occluded, in front of it (e.g. at a silhouette) misses
             ok &= np.abs(z0 - view_depths[v][rows, cols]) <= VISIBILITY_TOLERANCE
         d = np.concatenate([to_normalised(uv0[ok], cam), np.clip(to_normalised(uv1[ok], cam), 0.0, 1.0)], axis=1)
@@ -76,8 +74,7 @@ def transfer_drags(drags: np.ndarray, camera: Camera, depth: np.ndarray, views: 
 
 def starts_on_surface(drag: np.ndarray, camera: Camera, depth: np.ndarray) -> bool:
     """Whether the drag's start pixel shows a surface (finite depth) in ``camera``."""
-    u, v = to_pixels(validate_drags(drag)[0, :2], camera)
-    return bool(np.isfinite(depth[int(min(v, camera.height - 1)), int(min(u, camera.width - 1))]))
+    return bool(np.isfinite(depth[camera.pixel_index(to_pixels(validate_drags(drag)[0, :2], camera))]))
 
 
 def drags_for_model(drag: np.ndarray, image: np.ndarray, camera: Camera, depth: np.ndarray,

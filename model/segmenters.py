@@ -15,6 +15,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from partrm_gym.cameras import pixel_index
 from partrm_gym.errors import UserError
 from partrm_gym.scene import JointInfo, SimFrame
 
@@ -32,9 +33,9 @@ class Segmenter(Protocol):
 
 
 def _pixel(point: tuple[float, float], shape: tuple[int, ...]) -> tuple[int, int]:
-    x = int(np.clip(np.floor(point[0]), 0, shape[1] - 1))
-    y = int(np.clip(np.floor(point[1]), 0, shape[0] - 1))
-    return x, y
+    """(x, y) of the pixel of an image of ``shape`` (H, W, ...) containing ``point`` (:func:`pixel_index`)."""
+    rows, cols = pixel_index(np.asarray(point), shape[1], shape[0])
+    return int(cols), int(rows)
 
 
 class SimLinkSegmenter:

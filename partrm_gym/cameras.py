@@ -17,6 +17,16 @@ import numpy as np
 import torch
 
 
+def pixel_index(uv: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) int arrays of the pixels containing points ``uv`` (..., 2) in pixel coordinates, clamped to
+    the ``width`` × ``height`` image. Pixel (r, c) covers [c, c + 1) × [r, r + 1), so its centre is (c + ½, r + ½);
+    points outside the image take the nearest border pixel. The one uv → pixel rule of the project."""
+    uv = np.asarray(uv, dtype=np.float64)
+    cols = np.clip(np.floor(uv[..., 0]), 0, width - 1).astype(np.int64)
+    rows = np.clip(np.floor(uv[..., 1]), 0, height - 1).astype(np.int64)
+    return rows, cols
+
+
 @dataclass(frozen=True)
 class Camera:
     """A pinhole camera: intrinsics ``K`` (3×3), extrinsics ``world_to_cam`` (4×4), image size."""
@@ -60,6 +70,10 @@ class Camera:
         K[0] *= sx
         K[1] *= sy
         return Camera(K, self.world_to_cam, width, height, self.name)
+
+    def pixel_index(self, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, cols) of the pixels of this camera's image containing ``uv`` (:func:`pixel_index`)."""
+        return pixel_index(uv, self.width, self.height)
 
     def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """World points (..., 3) -> pixel coordinates (..., 2) and camera-space depth z (...)."""

@@ -62,16 +62,9 @@ def to_normalised(uv: np.ndarray, camera: Camera) -> np.ndarray:
     return np.asarray(uv, dtype=np.float64) / np.array([camera.width, camera.height])
 
 
-def pixel_index(uv: np.ndarray, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, cols) of the pixels containing points ``uv`` (..., 2) in pixel coordinates, clamped to the image."""
-    cols = np.clip(np.floor(uv[..., 0]).astype(int), 0, camera.width - 1)
-    rows = np.clip(np.floor(uv[..., 1]).astype(int), 0, camera.height - 1)
-    return rows, cols
-
-
 def lift_pixels(frame: SimFrame, camera: Camera, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """World points under pixels ``uv`` (N, 2) and their segmentation values (-1 where nothing is hit)."""
-    rows, cols = pixel_index(uv, camera)
+    rows, cols = camera.pixel_index(uv)
     seg = frame.seg[rows, cols]
     depth = frame.depth[rows, cols].astype(np.float64)
     points = camera.backproject(uv, np.where(np.isfinite(depth), depth, 0.0))

@@ -30,7 +30,7 @@ import numpy as np
 
 from partrm_gym.articulation import solve_joint_value
 from partrm_gym.cameras import Camera
-from partrm_gym.drags import pixel_index, to_pixels
+from partrm_gym.drags import to_pixels
 from partrm_gym.envs.task import decode_action, image_distance
 from partrm_gym.envs.world_model_env import find_task_part
 from partrm_gym.errors import UsageError
@@ -126,7 +126,7 @@ class ImaginationPlanner:
             for i, a in enumerate(actions):
                 drag = decode_action(a)
                 uv = to_pixels(drag[:2], camera)
-                z = depth[pixel_index(uv, camera)]
+                z = depth[camera.pixel_index(uv)]
                 if not np.isfinite(z) or state.part_at_pixel(current, camera, uv, float(z)) != part:
                     continue
                 point = camera.backproject(uv, np.asarray(z))

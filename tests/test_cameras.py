@@ -86,3 +86,12 @@ def test_resized_keeps_projection_consistent():
     small = cam.resized(32, 32)
     p = np.array([[0.1, -0.2, 0.3]])
     np.testing.assert_allclose(small.project(p)[0], cam.project(p)[0] / 2, atol=1e-9)
+
+
+def test_pixel_index_is_floor_clamped_at_every_border():
+    from partrm_gym.cameras import pixel_index
+
+    uv = np.array([[0.0, 0.0], [0.999, 0.5], [1.0, 1.0], [3.999, 2.999], [4.0, 3.0], [-0.2, -5.0], [1e9, -1e9]])
+    rows, cols = pixel_index(uv, width=4, height=3)
+    assert cols.tolist() == [0, 0, 1, 3, 3, 0, 3] and rows.tolist() == [0, 0, 1, 2, 2, 0, 0]
+    assert rows.dtype == np.int64 and pixel_index(np.array([2.5, 1.5]), 4, 3) == (1, 2)  # one point, scalars

@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 
 from partrm_gym.bench.report import emit_report, markdown_table
-from partrm_gym.drags import pixel_index, to_pixels
+from partrm_gym.drags import to_pixels
 from partrm_gym.envs.task import drag_from_action, object_mask
 
 CONTROL_MODES = ("pixel_drag", "object_drag")
@@ -32,7 +32,7 @@ def anchoring_rates(env, episodes: int, actions: int, seed: int = SEED_BASE) -> 
         image, task = obs["image"], env.task_part_mask()
         objects = object_mask(image)
         for action in rng.uniform(-1.0, 1.0, (actions, 4)):
-            rows, cols = pixel_index(to_pixels(drag_from_action(env.cfg, action, image)[:2], env.camera), env.camera)
+            rows, cols = env.camera.pixel_index(to_pixels(drag_from_action(env.cfg, action, image)[:2], env.camera))
             on_object += bool(objects[rows, cols])
             on_task += bool(task[rows, cols])
     n = episodes * actions
