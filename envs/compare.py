@@ -41,7 +41,7 @@ def _sim_points(env: PartRMSimEnv, cameras: list) -> np.ndarray:
 
 
 def compare(env_name: str, policy_name: str, steps: int, seed: int, out: Path, model_path: str | None = None,
-            world_model=None, resolution: int = 64, partnet_root: str | None = None) -> list[dict]:  # noqa: ANN001
+            world_model=None, resolution: int = 64, partnet_root: str | None = None) -> list[dict]:
     if steps < 1:
         raise UsageError(f"steps={steps}: compare at least 1 step")
     if env_name not in ENV_CATEGORIES:
@@ -94,7 +94,7 @@ def _joint_error(twin: PartRMSimEnv) -> float:
     return float(abs(twin.scene.get_joint_states()[k] - twin.task.goal[k]) / twin.scene.joints[k].range)
 
 
-def _t(x: np.ndarray):  # noqa: ANN202
+def _t(x: np.ndarray):
     import torch
 
     return torch.from_numpy(x)

@@ -60,7 +60,7 @@ class MultiScaleDragEmbedding(nn.Module):
         self.levels = nn.ModuleDict({str(i): DragLevel(c, cfg) for i, (c, on) in
                                      enumerate(zip(cfg.down_channels, cfg.drag_levels)) if on})
 
-    def modulator(self, drags: torch.Tensor, mask: torch.Tensor):  # noqa: ANN201
+    def modulator(self, drags: torch.Tensor, mask: torch.Tensor):
         """A callback for :class:`AsymmetricUNet` applying the embedding at each enabled level."""
         flat_d, flat_m = drags.flatten(0, 1), mask.flatten(0, 1)
 

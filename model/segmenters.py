@@ -109,7 +109,7 @@ class SamSegmenter:
         return masks[int(np.argmax(scores))].astype(bool)
 
 
-def _build_sam_from_checkpoint(builder, checkpoint: Path):  # noqa: ANN001, ANN202
+def _build_sam_from_checkpoint(builder, checkpoint: Path):
     """Build SAM and load its state dict safely (``weights_only=True``), never unpickling code."""
     import torch
 

@@ -42,7 +42,7 @@ def ssim(pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray) -> 
                                        use_sample_covariance=False))
 
 
-def load_lpips(weights: str | Path | None, device: str | torch.device = "cpu"):  # noqa: ANN201
+def load_lpips(weights: str | Path | None, device: str | torch.device = "cpu"):
     """An LPIPS(VGG) callable from a local file, or None with a printed reason when unavailable.
 
     ``weights`` is a safetensors or ``torch.save`` state dict of ``lpips.LPIPS(net='vgg')``

@@ -156,8 +156,8 @@ def _report_native_output(out: NativeOutput, what: Path | str, action: str) -> N
 
 # PyBullet's C code prints its build date when the module is first imported; a library must not print.
 with captured_native_output():
-    import pybullet as p  # noqa: E402
-    from pybullet_utils.bullet_client import BulletClient  # noqa: E402
+    import pybullet as p
+    from pybullet_utils.bullet_client import BulletClient
 
 
 class SceneError(UserError, RuntimeError):

@@ -24,7 +24,6 @@ import threading
 import time
 import traceback
 from collections.abc import Generator, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ from tqdm import tqdm
 from partrm_gym.articulation import true_joint_geometry
 from partrm_gym.assets import generate
 from partrm_gym.cameras import canonical_rig, dataset_rig
-from partrm_gym.config import to_dict
+from partrm_gym.config import apply_overrides, to_dict
 from partrm_gym.drags import drags_between_states, grasped_joint, pad_drags
 from partrm_gym.errors import UsageError
 from partrm_gym.gt_splatter import fit_splatter, splatter_from_frames
@@ -317,11 +316,11 @@ def _worker_generate(job: tuple[DataConfig, Path, ObjectSpec]) -> tuple[str, obj
     traceback), re-raised by the parent with its own type and message."""
     try:
         return "ok", _generate_one(*job)
-    except Exception as e:  # noqa: BLE001 - handed to the parent, which re-raises it
+    except Exception as e:
         detail = traceback.format_exc()
         try:
             pickle.loads(pickle.dumps(e))
-        except Exception:  # noqa: BLE001 - an exception that cannot cross processes: keep its text
+        except Exception:
             e = RuntimeError(f"{type(e).__name__}: {e}")
         return "error", (e, detail)
 
@@ -432,8 +431,8 @@ def merge_manifest(out: Path) -> dict:
 
 def main(args: argparse.Namespace) -> int:
     cfg = load_data_config(args.config)
-    if getattr(args, "partnet", None):
-        cfg = replace(cfg, partnet_root=str(Path(args.partnet).expanduser().resolve()))
+    partnet = getattr(args, "partnet", None)
+    cfg = apply_overrides(cfg, partnet_root=str(Path(partnet).expanduser().resolve()) if partnet else None)
     out = Path(args.out)
     workers = getattr(args, "workers", None) or available_cores()
     if workers == 1 and getattr(args, "threads", None) is None:

@@ -42,7 +42,7 @@ def render_views(splatter: torch.Tensor, viewmats: torch.Tensor, Ks: torch.Tenso
 
 
 def render_loss(splatter: torch.Tensor, batch: dict[str, torch.Tensor], view_index: torch.Tensor,
-                mask_weight: float, lpips_fn=None, lpips_weight: float = 0.0,  # noqa: ANN001
+                mask_weight: float, lpips_fn=None, lpips_weight: float = 0.0,
                 target_prefix: str = "target") -> tuple[torch.Tensor, dict[str, float]]:
     """Render loss over the dataset views ``view_index`` (C,) of every sample in the batch."""
     viewmats, Ks = batch["viewmats"][:, view_index], batch["Ks"][:, view_index]

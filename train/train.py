@@ -90,7 +90,7 @@ def forward(model: torch.nn.Module, batch: dict[str, torch.Tensor], stage: int) 
 
 
 def compute_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: TrainConfig,
-                 generator: torch.Generator, lpips_fn=None) -> tuple[torch.Tensor, dict[str, float]]:  # noqa: ANN001
+                 generator: torch.Generator, lpips_fn=None) -> tuple[torch.Tensor, dict[str, float]]:
     if cfg.stage == 3:  # the backbone is frozen (not in the optimiser): only the articulation head learns
         net = model.module if isinstance(model, DistributedDataParallel) else model
         art = net.articulation_maps(batch["features_src"])  # features of the frozen backbone (FrozenReconstructions)

@@ -56,7 +56,7 @@ def _named(optimizer: Optimizers) -> dict[str, torch.optim.Optimizer]:
     return optimizer if isinstance(optimizer, dict) else {"": optimizer}
 
 
-def save_training_state(run_dir: Path, step: int, save_model, optimizer: Optimizers,  # noqa: ANN001
+def save_training_state(run_dir: Path, step: int, save_model, optimizer: Optimizers,
                         extra: dict[str, Any]) -> Path:
     """Write ``run_dir/checkpoints/step_<step>`` atomically; ``save_model(folder)`` writes the model files.
 

@@ -62,7 +62,7 @@ def _check_object(root: Path, entry: dict, shapes: DatasetShapes, report: _Repor
     oid = entry["object_id"]
     odir = root / OBJECTS_DIR / oid
 
-    def check(fn, *args) -> None:  # noqa: ANN001 - a reader or checker and its arguments
+    def check(fn, *args) -> None:
         try:
             fn(*args)
         except DatasetError as e:

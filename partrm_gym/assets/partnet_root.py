@@ -105,7 +105,7 @@ def _entry(folder: Path) -> PartNetEntry:
             category = str(data.get("model_cat", category))
     try:
         semantics = read_semantics(folder / "semantics.txt")
-    except Exception:  # noqa: BLE001 - a broken semantics.txt is reported when the object is loaded
+    except Exception:
         semantics = {}
     parts = tuple(sorted({name for _, name in semantics.values() if name in TASK_SEMANTICS}))
     return PartNetEntry(folder, object_id, category, parts)

@@ -22,7 +22,7 @@ CONTROL_MODES = ("pixel_drag", "object_drag")
 SEED_BASE = 100_000
 
 
-def anchoring_rates(env, episodes: int, actions: int, seed: int = SEED_BASE) -> tuple[float, float]:  # noqa: ANN001
+def anchoring_rates(env, episodes: int, actions: int, seed: int = SEED_BASE) -> tuple[float, float]:
     """(share of random actions whose drag starts on the object, share that starts on the task part) over
     ``episodes`` resets (seeds ``seed + i``) × ``actions`` uniform actions each, in ``env``'s control mode."""
     rng = np.random.default_rng(seed)

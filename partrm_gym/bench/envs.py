@@ -22,7 +22,7 @@ VECTOR_SIZES = (1, 8, 32)
 TWIN_PROCESSES = 8
 
 
-def _median_step_ms(env, steps: int, seed: int = 0) -> tuple[float, float]:  # noqa: ANN001
+def _median_step_ms(env, steps: int, seed: int = 0) -> tuple[float, float]:
     """Median step time of scripted drags (they start on the object) and the share of steps that grasp a part."""
     policy = ScriptedPolicy(seed)
     obs, _ = env.reset(seed=seed)
@@ -38,7 +38,7 @@ def _median_step_ms(env, steps: int, seed: int = 0) -> tuple[float, float]:  # n
     return float(np.median(times)), hits / steps
 
 
-def _vector_rate(venv, steps: int) -> tuple[float, float]:  # noqa: ANN001
+def _vector_rate(venv, steps: int) -> tuple[float, float]:
     """(env-steps/s, share of drags that grasp a part) of a vector env over ``steps`` batched steps of scripted
     drags, after its reset (not timed)."""
     n = venv.num_envs

@@ -36,7 +36,7 @@ CATEGORIES = ("drawer", "door", "microwave", "laptop", "dishwasher")
 SEED_BASE = 100_000
 
 
-def oracle_state(base, scene: Scene, cameras: list) -> ArticulatedState:  # noqa: ANN001
+def oracle_state(base, scene: Scene, cameras: list) -> ArticulatedState:
     """The reconstruction ``base`` (1, N) with true part labels and true joints of ``scene``'s current state.
 
     A Gaussian takes the part of the nearest simulated surface point (the canonical views' pixels,
@@ -89,7 +89,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(psnr(torch.from_numpy(a), torch.from_numpy(b), max_value=255.0))
 
 
-def _random_drag_on_part(twin, rng: np.random.Generator) -> np.ndarray:  # noqa: ANN001
+def _random_drag_on_part(twin, rng: np.random.Generator) -> np.ndarray:
     frame = twin._frame
     mask = frame.part_mask(twin.scene.joints[twin.task.joint])
     rows, cols = np.nonzero(mask)

@@ -259,7 +259,7 @@ class _Composite(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, coef: torch.Tensor, monomials: torch.Tensor, feats: torch.Tensor,  # noqa: ANN001
+    def forward(ctx, coef: torch.Tensor, monomials: torch.Tensor, feats: torch.Tensor,
                 first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         alpha = torch.matmul(coef, monomials).clamp_min_(LOG_ALPHA_FLOOR).exp_().clamp_(max=ALPHA_MAX)
         torch.nn.functional.threshold(alpha, _just_below(ALPHA_MIN, alpha.dtype), 0.0, inplace=True)  # skip < 1/255
@@ -273,7 +273,7 @@ class _Composite(torch.autograd.Function):
         return torch.bmm(feats.transpose(1, 2), weight)
 
     @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):  # noqa: ANN001, ANN205
+    def backward(ctx, grad_out: torch.Tensor):
         monomials, feats, last, alpha, weight = ctx.saved_tensors
         grad_out = grad_out.contiguous()
         grad_feats = torch.bmm(weight, grad_out.transpose(1, 2))
