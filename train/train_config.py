@@ -25,7 +25,6 @@ class TrainConfig:
     min_lr_ratio: float = 0.05  # cosine decays to lr * min_lr_ratio
     grad_clip: float = 1.0
     mixed_precision: bool = True  # bf16 autocast, CUDA only
-    num_workers: int = 0
     log_every: int = 10
     save_every: int = 200
     sample_every: int = 500
