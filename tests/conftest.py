@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from partrm_gym.assets import CATEGORIES
+from partrm_gym.model.config import ModelConfig
 from partrm_gym.scene import Scene
 
 
@@ -67,3 +69,44 @@ def partnet_broken_root() -> Path:
         candidates = [(f"beside the real root ({how})", path.parent / "partnet_mobility_broken")
                       for how, path in _partnet_candidates()]
     return _require_folder(candidates, "broken PartNet-Mobility objects (set PARTRM_PARTNET_BROKEN_ROOT)")
+
+
+# -- shared test data (imported as ``from conftest import ...``) -------------------------------------------
+# A tiny PartRM (16² inputs, 8² splatter) with the articulation head: random weights, fast on the CPU.
+MINI = ModelConfig(name="mini", input_size=16, down_channels=(8, 16, 16), down_attention=(False, True, True),
+                   up_channels=(16, 8), up_attention=(True, False), drag_levels=(True, True, True),
+                   attention_heads=2, drag_hidden=(16, 16), max_drags=3, articulation_head=True)
+
+
+def mini_inputs(B=2, seed=0, cfg=MINI):
+    g = torch.Generator().manual_seed(seed)
+    S = cfg.input_size
+    images = torch.rand(B, 4, 3, S, S, generator=g)
+    plucker = torch.rand(B, 4, 6, S, S, generator=g)
+    drags = torch.rand(B, 4, cfg.max_drags, 4, generator=g)
+    mask = torch.ones(B, 4, cfg.max_drags, dtype=torch.bool)
+    return images, plucker, drags, mask
+
+
+# A unit cube as an OBJ mesh, for PartNet-Mobility-format folders written by tests.
+CUBE_OBJ = """v -0.5 -0.5 -0.5
+v 0.5 -0.5 -0.5
+v 0.5 0.5 -0.5
+v -0.5 0.5 -0.5
+v -0.5 -0.5 0.5
+v 0.5 -0.5 0.5
+v 0.5 0.5 0.5
+v -0.5 0.5 0.5
+f 1 3 2
+f 1 4 3
+f 5 6 7
+f 5 7 8
+f 1 2 6
+f 1 6 5
+f 2 3 7
+f 2 7 6
+f 3 4 8
+f 3 8 7
+f 4 1 5
+f 4 5 8
+"""

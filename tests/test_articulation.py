@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from test_model_network import MINI
+from conftest import MINI
 
 from partrm_gym.articulation import (
     STATIC,

@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
-from test_partnet import CUBE_OBJ
+from conftest import CUBE_OBJ
 
 from partrm_gym import scene as scene_module
 from partrm_gym.assets.partnet import AssetError, load_partnet_folder

@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 import torch
-from test_model_network import MINI
+from conftest import MINI
 
 from partrm_gym.bench.rollout import _psnr, bench_rollout, label_accuracy, oracle_state
 from partrm_gym.cameras import canonical_rig

@@ -200,7 +200,7 @@ def test_verify_of_a_missing_folder_is_one_line(tmp_path, capsys):
 
 
 def test_vector_env_takes_only_num_envs_by_4_actions():
-    from test_model_network import MINI
+    from conftest import MINI
 
     from partrm_gym.envs.vector_env import PartRMVectorEnv
     from partrm_gym.model.partrm import PartRM

@@ -4,7 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from test_model_network import MINI
+from conftest import MINI
 
 import partrm_gym  # noqa: F401
 from partrm_gym.envs.compare import compare

@@ -5,7 +5,7 @@ from dataclasses import replace
 import imageio.v3 as iio
 import numpy as np
 import torch
-from test_model_network import MINI
+from conftest import MINI
 
 from partrm_gym.demo import DemoConfig, colour_part_labels, run_demo, run_rollout
 from partrm_gym.model.partrm import PartRM

@@ -5,10 +5,10 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import MINI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from test_model_network import MINI
 
 from partrm_gym.assets.partnet import AssetError
 from partrm_gym.envs.sim_env import PartRMSimEnv

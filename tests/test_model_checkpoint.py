@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from test_model_network import MINI, _inputs
+from conftest import MINI, mini_inputs
 
 from partrm_gym.config import save_config
 from partrm_gym.model.checkpoint import CheckpointError, file_sha256, load_checkpoint, save_checkpoint
@@ -24,7 +24,7 @@ def test_round_trip_identical_outputs(ckpt):
     loaded, cfg, prov = load_checkpoint(folder)
     assert cfg == MINI and prov["note"] == "test"
     assert prov["weights_sha256"] == file_sha256(folder / "model.safetensors")  # checked on every load
-    x = _inputs()
+    x = mini_inputs()
     torch.testing.assert_close(loaded(*x), model.eval()(*x), rtol=0, atol=0)
     assert not any(p.suffix in (".pt", ".pth", ".pkl") for p in folder.iterdir())
 
@@ -50,7 +50,7 @@ def test_corrupt_missing_and_mismatched(ckpt, tmp_path):
 def test_world_model_predict(ckpt):
     folder, _ = ckpt
     wm = WorldModel.from_pretrained(folder)
-    images, _, drags, mask = _inputs(B=2)
+    images, _, drags, mask = mini_inputs(B=2)
     u8 = (images.permute(0, 1, 3, 4, 2) * 255).byte().numpy()
     g = wm.predict(u8, drags, mask)
     assert g.means.shape == (2, 4 * 8 * 8, 3)

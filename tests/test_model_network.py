@@ -2,30 +2,17 @@
 
 import pytest
 import torch
+from conftest import MINI, mini_inputs
 
 from partrm_gym.config import load_config
 from partrm_gym.model.config import ModelConfig
 from partrm_gym.model.partrm import PartRM
 
-MINI = ModelConfig(name="mini", input_size=16, down_channels=(8, 16, 16), down_attention=(False, True, True),
-                   up_channels=(16, 8), up_attention=(True, False), drag_levels=(True, True, True),
-                   attention_heads=2, drag_hidden=(16, 16), max_drags=3, articulation_head=True)
-
-
-def _inputs(B=2, seed=0, cfg=MINI):
-    g = torch.Generator().manual_seed(seed)
-    S = cfg.input_size
-    images = torch.rand(B, 4, 3, S, S, generator=g)
-    plucker = torch.rand(B, 4, 6, S, S, generator=g)
-    drags = torch.rand(B, 4, cfg.max_drags, 4, generator=g)
-    mask = torch.ones(B, 4, cfg.max_drags, dtype=torch.bool)
-    return images, plucker, drags, mask
-
 
 def test_output_shape_and_activation_ranges():
     torch.manual_seed(0)
     model = PartRM(MINI)
-    out = model(*_inputs())
+    out = model(*mini_inputs())
     assert out.shape == (2, 4, 14, MINI.output_size, MINI.output_size) and MINI.output_size == 8
     assert ((out[:, :, 3] >= 0) & (out[:, :, 3] <= 1)).all()  # opacity
     assert (out[:, :, 4:7] > 0).all()  # scales
@@ -39,7 +26,7 @@ def test_output_shape_and_activation_ranges():
 def test_drags_do_not_change_output_at_initialisation():
     torch.manual_seed(0)
     model = PartRM(MINI)
-    images, plucker, drags, mask = _inputs()
+    images, plucker, drags, mask = mini_inputs()
     static = model(images, plucker)
     assert torch.equal(model(images, plucker, drags, mask), static)
 
@@ -47,7 +34,7 @@ def test_drags_do_not_change_output_at_initialisation():
 def test_after_one_step_on_a_drag_dependent_target_drags_matter():
     torch.manual_seed(0)
     model = PartRM(MINI)
-    images, plucker, drags, mask = _inputs()
+    images, plucker, drags, mask = mini_inputs()
     target = model(images, plucker).detach() + drags[..., :1, :1, None].expand(-1, -1, 14, 8, 8)[..., :1].mean()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     loss = ((model(images, plucker, drags, mask) - target) ** 2).mean()
@@ -66,7 +53,7 @@ def test_after_one_step_on_a_drag_dependent_target_drags_matter():
 def test_attention_mixes_views():
     torch.manual_seed(0)
     model = PartRM(MINI).eval()
-    images, plucker, _, _ = _inputs(B=1)
+    images, plucker, _, _ = mini_inputs(B=1)
     base = model(images, plucker)
     changed = images.clone()
     changed[:, 0] = torch.rand_like(changed[:, 0])

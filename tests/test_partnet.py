@@ -3,32 +3,11 @@
 import json
 
 import pytest
+from conftest import CUBE_OBJ
 
 from partrm_gym.assets.partnet import AssetError, load_partnet_folder
 from partrm_gym.cameras import canonical_rig
 from partrm_gym.scene import Scene
-
-CUBE_OBJ = """v -0.5 -0.5 -0.5
-v 0.5 -0.5 -0.5
-v 0.5 0.5 -0.5
-v -0.5 0.5 -0.5
-v -0.5 -0.5 0.5
-v 0.5 -0.5 0.5
-v 0.5 0.5 0.5
-v -0.5 0.5 0.5
-f 1 3 2
-f 1 4 3
-f 5 6 7
-f 5 7 8
-f 1 2 6
-f 1 6 5
-f 2 3 7
-f 2 7 6
-f 3 4 8
-f 3 8 7
-f 4 1 5
-f 4 5 8
-"""
 
 
 def _link(name, scale, xyz):

@@ -133,7 +133,7 @@ def test_world_model_env_imagines_a_real_object(partnet_root, tmp_path):
     from dataclasses import replace
 
     import torch
-    from test_model_network import MINI
+    from conftest import MINI
 
     from partrm_gym.model.partrm import PartRM
     from partrm_gym.model.world_model import WorldModel

@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from test_model_network import MINI
+from conftest import MINI
 
 from partrm_gym.errors import UsageError
 from partrm_gym.model.checkpoint import save_checkpoint

@@ -4,9 +4,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import MINI
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
-from test_model_network import MINI
 
 from partrm_gym.bench.actions import anchoring_rates
 from partrm_gym.drags import drags_between_states

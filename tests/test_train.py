@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 import yaml
+from conftest import MINI
 from safetensors.torch import load_file
-from test_model_network import MINI
 
 from partrm_gym.config import save_config
 from partrm_gym.train.data_config import DataConfig

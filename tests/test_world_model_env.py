@@ -5,8 +5,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from conftest import MINI
 from gymnasium.utils.env_checker import check_env
-from test_model_network import MINI
 
 from partrm_gym.articulation import STATIC, ArticulatedState, PartJoint
 from partrm_gym.envs.world_model_env import PartRMEnv
