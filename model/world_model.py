@@ -102,5 +102,24 @@ class WorldModel:
 
     def predict(self, views: torch.Tensor | np.ndarray, drags: torch.Tensor | np.ndarray | None = None,
                 drag_mask: torch.Tensor | np.ndarray | None = None) -> Gaussians:
-        """The next state as Gaussians (B, 4·h·w)."""
+        """The next state of B scenes as Gaussians, after the drags (PartRM's regenerative prediction).
+
+        Args:
+            views: the 4 canonical input views of each scene's current state: uint8 images # [B, 4, H, W, 3]
+                (the simulator's layout) or floats in [0, 1] # [B, 4, 3, H, W]; resized to the model's input.
+            drags: per view, up to ``max_drags`` drags (x0, y0, x1, y1) normalised to [0, 1] # [B, 4, D, 4];
+                None reconstructs the current state.
+            drag_mask: which drags are real # [B, 4, D] bool (default: all).
+
+        Returns:
+            Gaussians # [B, 4·h·w] (one per splatter pixel of the 4 views), on the model's device.
+
+        Example::
+
+            model = WorldModel.from_pretrained()                      # the bundled model
+            views = np.stack([f.rgb for f in scene.render_views(model.input_cameras)])[None]
+            drags, mask = ...                                         # partrm_gym.model.drag_propagation
+            g = model.predict(views, drags, mask)
+            rgb, depth = render_images(g, [camera])                   # partrm_gym.rendering
+        """
         return Gaussians.from_splatter(self.predict_splatter(views, drags, drag_mask))

@@ -54,3 +54,13 @@ def test_wheel_contains_only_the_namespace(tmp_path):
     assert tops == {"partrm_gym"}, tops
     for sub in ("envs", "model", "train", "policies", "configs"):
         assert f"partrm_gym/{sub}/__init__.py" in names
+
+
+def test_top_level_entry_points_load_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys, partrm_gym; assert 'torch' not in sys.modules; "
+            "from partrm_gym import WorldModel, Gaussians, rasterize, render_images, Scene; "
+            "assert WorldModel.__name__ == 'WorldModel' and callable(rasterize) and 'torch' in sys.modules")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0

@@ -33,7 +33,7 @@ def random_gaussians(n, seed=0, dtype=torch.float32, spread=0.2, size=(0.01, 0.0
 def reference_render(g, viewmat, K, W, H, bg, mode="antialiased"):
     """Per pixel, loop over depth-sorted Gaussians with the 3DGS rules (no extents: every pixel is tested)."""
     p = project(g.means, g.quats, g.scales, viewmat[None, None], K[None, None], W, H)
-    u, v, conic, z, valid, comp = (p[k][0, 0] for k in ("u", "v", "conic", "depth", "valid", "compensation"))
+    u, v, conic, z, valid, comp = (getattr(p, k)[0, 0] for k in ("u", "v", "conic", "depth", "valid", "compensation"))
     opacity = g.opacities[0] * (comp if mode == "antialiased" else 1.0)
     order = [i for i in torch.argsort(z).tolist() if valid[i]]
     img = torch.zeros(H, W, 3, dtype=g.means.dtype)
@@ -82,7 +82,7 @@ def test_deep_tile_lists_and_early_stop_match_reference(mode):
     bg = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64)
     p = project(g.means, g.quats, g.scales, viewmats[None], Ks[None], 10, 8)
     order, rx, ry = draw_order(p, g.opacities[:, None], 10, 8)
-    plan = plan_tiles(p["u"].reshape(-1)[order], p["v"].reshape(-1)[order], rx, ry, order // 80, 1, 10, 8)
+    plan = plan_tiles(p.u.reshape(-1)[order], p.v.reshape(-1)[order], rx, ry, order // 80, 1, 10, 8)
     assert torch.bincount(plan.chunk_tile).min() >= 3  # every tile's list is at least 3 chunks long
     out = rasterize(g, viewmats, Ks, 10, 8, background=bg, mode=mode)
     ref, acc = reference_render(g, viewmats[0], Ks[0], 10, 8, bg, mode)
@@ -120,7 +120,7 @@ def test_gradcheck_across_chunks():
 
     with torch.no_grad():
         p = project(g.means, g.quats, g.scales, viewmats[None], Ks[None], TILE, TILE)
-        assert draw_order(p, g.opacities[:, None] * p["compensation"], TILE, TILE)[0].numel() > 2 * CHUNK
+        assert draw_order(p, g.opacities[:, None] * p.compensation, TILE, TILE)[0].numel() > 2 * CHUNK
     assert torch.autograd.gradcheck(f, params, eps=1e-6, atol=1e-5)
 
 

@@ -168,8 +168,9 @@ def main(args: argparse.Namespace) -> int:
                     args.max_pairs, args.device, sample_png=out / f"samples_{args.split}.png", lpips_fn=lpips_fn)
     summary = summarise(rows)
     lpips_note = f"unavailable ({reason})"
+    pairs = f" --max-pairs {args.max_pairs}" if args.max_pairs else ""
     text = f"# Evaluation ({args.split} split)\n\nCommand: `partrm-gym eval {args.checkpoint} --data {args.data} " \
-           f"--split {args.split}`\n\n" + markdown(summary, lpips_note)
+           f"--split {args.split}{pairs}`\n\n" + markdown(summary, lpips_note)
     atomic_write_text(out / f"eval_{args.split}.md", text)
     buf = io.StringIO()
     w = csv.DictWriter(buf, ["pair", "category", "method", *METRICS], extrasaction="ignore")

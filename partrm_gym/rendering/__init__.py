@@ -37,8 +37,30 @@ class RenderOutput:
 def rasterize(gaussians: Gaussians, viewmats: torch.Tensor, Ks: torch.Tensor, width: int, height: int,
               background: torch.Tensor | tuple[float, float, float] = BACKGROUND_RGB,
               backend: Backend = "auto", mode: RasterizeMode = "antialiased") -> RenderOutput:
-    """Render B scenes into C cameras each. ``viewmats`` (C, 4, 4) or (B, C, 4, 4), OpenCV world-to-camera;
-    ``Ks`` (C, 3, 3) or (B, C, 3, 3). Gaussians are used as given: call ``sanitize()`` first on untrusted input."""
+    """Render B scenes of 3D Gaussians into C cameras each (3DGS rules; docs/conventions.md).
+
+    Args:
+        gaussians: B scenes of N Gaussians (means, quats wxyz, scales, opacities, colours), used as given: call
+            ``sanitize()`` first on untrusted input.  # [B, N, ...]
+        viewmats: world-to-camera, OpenCV axes (x right, y down, z forward).  # [C, 4, 4] or [B, C, 4, 4]
+        Ks: pinhole intrinsics in pixels.  # [C, 3, 3] or [B, C, 3, 3]
+        width, height: image size in pixels (all cameras).
+        background: RGB in [0, 1] composited behind the Gaussians.  # [3]
+        backend: "torch" (CPU reference, differentiable), "gsplat" (CUDA), "auto" (by the Gaussians' device).
+        mode: "antialiased" (opacity compensated for the 0.3 px² dilation) or "classic".
+
+    Returns:
+        :class:`RenderOutput` with ``rgb`` # [B, C, H, W, 3], ``alpha`` # [B, C, H, W, 1] and ``depth``
+        # [B, C, H, W, 1] (expected depth of the drawn surface, 0 where alpha is 0).
+
+    Example::
+
+        from partrm_gym.cameras import canonical_rig, stack_cameras
+        cams = canonical_rig(64)
+        viewmats, Ks = stack_cameras(cams)
+        out = rasterize(gaussians, viewmats, Ks, 64, 64)  # gaussians: Gaussians.from_splatter(splatter)
+        image = out.rgb[0, 0]                             # scene 0, camera 0: [64, 64, 3]
+    """
     B = gaussians.batch_size
     if viewmats.ndim == 3:
         viewmats = viewmats.expand(B, -1, -1, -1)

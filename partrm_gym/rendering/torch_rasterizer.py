@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 
@@ -85,14 +85,24 @@ def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
     return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 
 
+class Projection(NamedTuple):
+    """Per (scene, camera, Gaussian), each (B, C, N) unless noted: what the tiles and the blending read."""
+
+    u: torch.Tensor  # pixel x of the centre
+    v: torch.Tensor  # pixel y of the centre
+    conic: torch.Tensor  # (B, C, N, 3): (A, B, C) of the inverse 2D covariance
+    cov_xx: torch.Tensor  # dilated 2D covariance, x diagonal (the footprint's extent)
+    cov_yy: torch.Tensor  # dilated 2D covariance, y diagonal
+    depth: torch.Tensor  # camera z
+    valid: torch.Tensor  # bool: in front of the near plane, positive-definite footprint, finite
+    compensation: torch.Tensor  # sqrt(det Σ2D / det(Σ2D + EPS2D·I)), the antialiased opacity factor
+
+
 def project(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, viewmats: torch.Tensor,
-            Ks: torch.Tensor, width: int, height: int) -> dict[str, torch.Tensor]:
+            Ks: torch.Tensor, width: int, height: int) -> Projection:
     """EWA projection of (B, N) Gaussians into (B, C) cameras.
 
-    Returns (B, C, N) tensors: pixel position ``u``, ``v``; ``conic`` (…, 3) = (A, B, C) of
-    Σ⁻¹; the dilated covariance diagonal ``cov_xx``, ``cov_yy``; camera ``depth`` z; ``valid``
-    (not in front of the near plane, positive-definite footprint, finite); ``compensation``
-    sqrt(det Σ2D / det(Σ2D + EPS2D·I)), the antialiased opacity factor. Written on
+    Returns a :class:`Projection` of (B, C, N) tensors. Written on
     per-component (B, C, N) planes: 3×3 blocks as tensor dimensions would make every op a
     slow broadcast over a length-3 inner loop.
     """
@@ -125,8 +135,7 @@ def project(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, view
     ratio = ((a - EPS2D) * (c - EPS2D) - b * b) * inv_det
     # where() keeps sqrt's infinite slope at 0 out of the backward pass (0 · inf would be NaN)
     compensation = torch.where(ratio > 0, ratio.clamp_min(1e-30).sqrt(), torch.zeros_like(ratio))
-    return {"u": u, "v": v, "conic": conic, "cov_xx": a, "cov_yy": c, "depth": z, "valid": valid,
-            "compensation": compensation}
+    return Projection(u, v, conic, a, c, z, valid, compensation)
 
 
 @dataclass
@@ -299,32 +308,32 @@ def composite(table: torch.Tensor, plan: TilePlan) -> torch.Tensor:
     return out.index_add(0, plan.chunk_tile, per_chunk)
 
 
-def draw_order(proj: dict[str, torch.Tensor], view_opacities: torch.Tensor, width: int, height: int
+def draw_order(proj: Projection, view_opacities: torch.Tensor, width: int, height: int
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Flat (B·C·N) indices of the Gaussians each camera draws, in (camera, depth) order, and
     their extents (rx, ry) in pixels, all (G,). ``view_opacities`` (B, C, N). No gradients."""
-    N = proj["u"].shape[-1]
+    N = proj.u.shape[-1]
     op = view_opacities
     # gsplat's opacity-aware extent: where alpha drops to 1/255, at most 3.33 sigma
     extend = torch.sqrt(2.0 * torch.log((op / ALPHA_MIN).clamp_min(1.0))).clamp(max=EXTENT_SIGMAS)
-    rx = torch.ceil(extend * torch.sqrt(proj["cov_xx"]))
-    ry = torch.ceil(extend * torch.sqrt(proj["cov_yy"]))
-    u, v = proj["u"], proj["v"]
-    drawn = proj["valid"] & (op >= ALPHA_MIN) & (u + rx > 0) & (u - rx < width) & (v + ry > 0) & (v - ry < height)
+    rx = torch.ceil(extend * torch.sqrt(proj.cov_xx))
+    ry = torch.ceil(extend * torch.sqrt(proj.cov_yy))
+    u, v = proj.u, proj.v
+    drawn = proj.valid & (op >= ALPHA_MIN) & (u + rx > 0) & (u - rx < width) & (v + ry > 0) & (v - ry < height)
     drawn = torch.nonzero(drawn.reshape(-1)).squeeze(1)
     # one integer sort on (camera, depth): drawn depths are positive, so the IEEE bits of their
     # float32 values sort like the depths (ties, as in gsplat, at float32 resolution)
-    depth_bits = proj["depth"].reshape(-1).index_select(0, drawn).float().view(torch.int32).long()
+    depth_bits = proj.depth.reshape(-1).index_select(0, drawn).float().view(torch.int32).long()
     key = torch.div(drawn, N, rounding_mode="floor") * 2**32 + depth_bits
     order = drawn.index_select(0, torch.sort(key, stable=True)[1])
     return order, rx.reshape(-1).index_select(0, order), ry.reshape(-1).index_select(0, order)
 
 
-def gaussian_table(proj: dict[str, torch.Tensor], view_opacities: torch.Tensor, colors: torch.Tensor,
+def gaussian_table(proj: Projection, view_opacities: torch.Tensor, colors: torch.Tensor,
                    order: torch.Tensor) -> torch.Tensor:
     """(G + 1, TABLE_COLUMNS): one row per drawn (camera, Gaussian) in ``order``, then the padding row."""
-    B, C, N = proj["u"].shape
-    per_view = torch.cat([proj["u"][..., None], proj["v"][..., None], proj["conic"], proj["depth"][..., None],
+    B, C, N = proj.u.shape
+    per_view = torch.cat([proj.u[..., None], proj.v[..., None], proj.conic, proj.depth[..., None],
                           view_opacities[..., None]], -1).reshape(-1, 7).index_select(0, order)
     own = torch.div(order, C * N, rounding_mode="floor") * N + order % N  # the Gaussian's own colour
     padding = torch.zeros(1, TABLE_COLUMNS, dtype=colors.dtype, device=colors.device)
@@ -349,13 +358,13 @@ def rasterize_torch(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tens
     if means.device.type == "cpu":
         keep_freed_memory()
     proj = project(means, quats, scales, viewmats, Ks, width, height)
-    view_opacities = opacities[:, None] * proj["compensation"] if mode == "antialiased" else \
+    view_opacities = opacities[:, None] * proj.compensation if mode == "antialiased" else \
         opacities[:, None].expand(B, C, N)
     with torch.no_grad():
         order, rx, ry = draw_order(proj, view_opacities.detach(), width, height)
         if order.numel() == 0:
             return _empty(background, out_shape, means.dtype, means.device)
-        plan = plan_tiles(proj["u"].reshape(-1).index_select(0, order), proj["v"].reshape(-1).index_select(0, order),
+        plan = plan_tiles(proj.u.reshape(-1).index_select(0, order), proj.v.reshape(-1).index_select(0, order),
                           rx, ry, torch.div(order, N, rounding_mode="floor"), B * C, width, height)
     tiles = composite(gaussian_table(proj, view_opacities, colors, order), plan)
     image = (tiles.view(B, C, plan.tiles_y, plan.tiles_x, FEATURES, TILE, TILE).permute(0, 1, 2, 5, 3, 6, 4)
