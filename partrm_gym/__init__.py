@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 from typing import TYPE_CHECKING, Any
 
-from partrm_gym.envs.registration import register_envs
+from partrm_gym.registration import register_envs
 
 register_envs()
 

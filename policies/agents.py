@@ -27,10 +27,10 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from stable_baselines3.common.vec_env import VecEnv
 
 from partrm_gym.config import ConfigError, load_config, save_config
-from partrm_gym.envs.registration import check_env_id
 from partrm_gym.io import atomic_write_json
 from partrm_gym.model.checkpoint import CHECKSUM_KEY, PROVENANCE, file_sha256, read_provenance, weights_match
 from partrm_gym.provenance import provenance
+from partrm_gym.registration import check_env_id
 from partrm_gym.train.train_state import latest_checkpoint, load_training_state, save_training_state
 
 POLICY_WEIGHTS, AGENT_CONFIG = "policy.safetensors", "agent.yaml"

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from conftest import MINI
 
-from partrm_gym.bench.rollout import _psnr, bench_rollout, label_accuracy, oracle_state
+from partrm_gym.app.bench.rollout import _psnr, bench_rollout, label_accuracy, oracle_state
 from partrm_gym.cameras import canonical_rig
 from partrm_gym.envs.task import TaskConfig, observation_camera
 from partrm_gym.gaussians import Gaussians

@@ -8,7 +8,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import pytest
 
-from partrm_gym.cli import main
+from partrm_gym.app.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

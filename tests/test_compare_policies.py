@@ -7,7 +7,7 @@ import torch
 from conftest import MINI
 
 import partrm_gym  # noqa: F401
-from partrm_gym.envs.compare import compare
+from partrm_gym.app.compare import compare
 from partrm_gym.model.partrm import PartRM
 from partrm_gym.model.world_model import WorldModel
 from partrm_gym.policies.scripted import ScriptedPolicy, make_policy

@@ -31,7 +31,7 @@ def _config_file(tmp_path: Path) -> Path:
 
 
 def _datagen(cfg: Path, out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "partrm_gym.cli", "datagen", str(cfg), "--out", str(out),
+    return subprocess.Popen([sys.executable, "-m", "partrm_gym.app.cli", "datagen", str(cfg), "--out", str(out),
                              "--quiet", "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from conftest import MINI
 
-from partrm_gym.demo import DemoConfig, colour_part_labels, run_demo, run_rollout
+from partrm_gym.app.demo import DemoConfig, colour_part_labels, run_demo, run_rollout
 from partrm_gym.model.partrm import PartRM
 from partrm_gym.model.world_model import WorldModel
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from partrm_gym.envs.registration import ENV_CATEGORIES
 from partrm_gym.envs.sim_env import PartRMSimEnv
 from partrm_gym.envs.world_model_env import PartRMEnv
 from partrm_gym.model.world_model import WorldModel
+from partrm_gym.registration import ENV_CATEGORIES
 
 STEPS = 10_000
 

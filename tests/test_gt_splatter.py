@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from partrm_gym.app.bench.gt_splatter import gt_splatter_psnr
 from partrm_gym.assets import CATEGORIES
-from partrm_gym.bench.gt_splatter import gt_splatter_psnr
 from partrm_gym.cameras import canonical_rig, stack_cameras
 from partrm_gym.gaussians import OPACITY, RGB, SCALE, SPLATTER_CHANNELS, Gaussians
 from partrm_gym.gt_splatter import SplatterFit, fit_splatter, gt_splatter
@@ -87,7 +87,7 @@ def test_gt_splatter_silhouette():
 
 
 def test_bench_table(tmp_path):
-    from partrm_gym.cli import main
+    from partrm_gym.app.cli import main
 
     out = tmp_path / "gt.md"
     assert main(["bench", "gt-splatter", "--resolution", "24", "--objects", "1", "--fit-steps", "5",

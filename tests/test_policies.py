@@ -55,7 +55,7 @@ def test_planner_by_image_batches_candidates_and_returns_a_valid_action():
 def test_planner_by_joint_progress_on_true_geometry_picks_a_drag_towards_the_goal():
     """With the true parts and joints as its imagined state (GT splatter of the twin's scene, oracle labels),
     the planner's best candidate brings the task joint closer to its goal, and no candidate calls the network."""
-    from partrm_gym.bench.rollout import oracle_state
+    from partrm_gym.app.bench.rollout import oracle_state
     from partrm_gym.gaussians import Gaussians
     from partrm_gym.gt_splatter import splatter_from_frames
 

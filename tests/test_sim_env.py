@@ -8,7 +8,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import partrm_gym  # noqa: F401  (registers the env IDs)
 from partrm_gym.drags import drags_between_states
-from partrm_gym.envs.registration import ENV_CATEGORIES
+from partrm_gym.registration import ENV_CATEGORIES
 
 
 @pytest.mark.parametrize("name", sorted(ENV_CATEGORIES))

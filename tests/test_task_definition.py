@@ -8,7 +8,7 @@ from conftest import MINI
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from partrm_gym.bench.actions import anchoring_rates
+from partrm_gym.app.bench.actions import anchoring_rates
 from partrm_gym.drags import drags_between_states
 from partrm_gym.envs.sim_env import PartRMSimEnv
 from partrm_gym.envs.task import TaskConfig, compute_reward, drag_from_action, evaluate_joint, object_mask

@@ -166,7 +166,7 @@ def test_vector_env_resets_match_single_envs():
 
 def random_steps(n: int, seed: int = 0) -> int:
     """n random steps (NaN-free actions, some far out of range) across world-model envs of every category."""
-    from partrm_gym.envs.registration import ENV_CATEGORIES
+    from partrm_gym.registration import ENV_CATEGORIES
 
     torch.manual_seed(seed)
     wm = WorldModel(PartRM(MINI_ART), MINI_ART)

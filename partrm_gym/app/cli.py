@@ -55,7 +55,7 @@ positive_int, non_negative_int = _count(1), _count(0)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from partrm_gym.demo import main as demo_main
+    from partrm_gym.app.demo import main as demo_main
 
     return demo_main(args)
 
@@ -100,7 +100,7 @@ def _finetune_zero123pp(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from partrm_gym.envs.compare import main as compare_main
+    from partrm_gym.app.compare import main as compare_main
 
     return compare_main(args)
 
@@ -134,10 +134,10 @@ def _policy(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     import importlib
 
-    from partrm_gym.bench.all import PARTS
+    from partrm_gym.app.bench.all import PARTS
 
     if args.what == "all":
-        from partrm_gym.bench.all import bench_all
+        from partrm_gym.app.bench.all import bench_all
 
         bench_all(args)
         return 0
@@ -271,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_policy, out_kind="folder")
 
     p = sub.add_parser("bench", help="measure speed on this machine and print a Markdown table")
-    from partrm_gym.bench.all import PARTS
+    from partrm_gym.app.bench.all import PARTS
 
     p.add_argument("what", choices=["all", *(part.name for part in PARTS)])
     p.add_argument("--model", default=None, help="envs: checkpoint folder (default: the bundled model)")

@@ -14,7 +14,7 @@ import argparse
 
 import numpy as np
 
-from partrm_gym.bench.report import emit_report, markdown_table
+from partrm_gym.app.bench.report import emit_report, markdown_table
 from partrm_gym.drags import to_pixels
 from partrm_gym.envs.task import drag_from_action, object_mask
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from partrm_gym.cameras import evaluation_rig
-from partrm_gym.envs.registration import ENV_CATEGORIES
 from partrm_gym.envs.sim_env import PartRMSimEnv
 from partrm_gym.envs.world_model_env import PartRMEnv
 from partrm_gym.errors import UsageError
@@ -25,6 +24,7 @@ from partrm_gym.metrics import chamfer_distance, psnr, ssim
 from partrm_gym.plotting import save_figure, subplots
 from partrm_gym.policies.scripted import make_policy
 from partrm_gym.preview import image_grid
+from partrm_gym.registration import ENV_CATEGORIES
 
 EXTRA_VIEWS = (1, 4)  # evaluation views (azimuth 60° and 210°) drawn beside the observation camera
 OPACITY_FLOOR = 0.05

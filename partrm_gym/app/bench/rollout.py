@@ -19,6 +19,7 @@ import argparse
 import numpy as np
 import torch
 
+from partrm_gym.app.bench.report import emit_report, markdown_table
 from partrm_gym.articulation import (
     MIN_VISIBLE_OPACITY,
     STATIC,
@@ -27,7 +28,6 @@ from partrm_gym.articulation import (
     nearest_surface_labels,
     true_joint_geometry,
 )
-from partrm_gym.bench.report import emit_report, markdown_table
 from partrm_gym.drags import grasped_joint
 from partrm_gym.metrics import psnr
 from partrm_gym.scene import Scene

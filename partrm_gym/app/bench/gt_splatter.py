@@ -15,8 +15,8 @@ import time
 import numpy as np
 import torch
 
+from partrm_gym.app.bench.report import emit_report, markdown_table
 from partrm_gym.assets import CATEGORIES
-from partrm_gym.bench.report import emit_report, markdown_table
 from partrm_gym.cameras import canonical_rig, evaluation_rig, stack_cameras
 from partrm_gym.gaussians import Gaussians
 from partrm_gym.gt_splatter import DEFAULT_FIT, SplatterFit, gt_splatter

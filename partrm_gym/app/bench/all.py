@@ -15,13 +15,13 @@ class _Part:
     function: str
 
 
-PARTS = (_Part("envs", "partrm_gym.bench.envs", "bench_envs"),
-         _Part("render", "partrm_gym.bench.render", "bench_render"),
-         _Part("sim", "partrm_gym.bench.sim", "bench_sim"),
-         _Part("pipeline", "partrm_gym.bench.pipeline", "bench_pipeline"),
-         _Part("gt-splatter", "partrm_gym.bench.gt_splatter", "bench_gt_splatter"),
-         _Part("rollout", "partrm_gym.bench.rollout", "bench_rollout"),
-         _Part("actions", "partrm_gym.bench.actions", "bench_actions"))
+PARTS = (_Part("envs", "partrm_gym.app.bench.envs", "bench_envs"),
+         _Part("render", "partrm_gym.app.bench.render", "bench_render"),
+         _Part("sim", "partrm_gym.app.bench.sim", "bench_sim"),
+         _Part("pipeline", "partrm_gym.app.bench.pipeline", "bench_pipeline"),
+         _Part("gt-splatter", "partrm_gym.app.bench.gt_splatter", "bench_gt_splatter"),
+         _Part("rollout", "partrm_gym.app.bench.rollout", "bench_rollout"),
+         _Part("actions", "partrm_gym.app.bench.actions", "bench_actions"))
 # bench_all runs the rollout once per transition, so both stand side by side in the report
 ROLLOUT_TRANSITIONS = ("articulated", "regenerate")
 

@@ -14,7 +14,7 @@ import time
 import gymnasium as gym
 import numpy as np
 
-from partrm_gym.bench.report import emit_report, markdown_table
+from partrm_gym.app.bench.report import emit_report, markdown_table
 from partrm_gym.policies.scripted import ScriptedPolicy
 from partrm_gym.threads import child_threads
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from partrm_gym.bench.report import emit_report, markdown_table
+from partrm_gym.app.bench.report import emit_report, markdown_table
 from partrm_gym.config import load_config, save_config
 from partrm_gym.train.data_config import DataConfig
 from partrm_gym.train.datagen import merge_manifest, run_shard

@@ -6,7 +6,7 @@ import argparse
 
 import torch
 
-from partrm_gym.bench.report import emit_report, markdown_table, median_ms
+from partrm_gym.app.bench.report import emit_report, markdown_table, median_ms
 from partrm_gym.cameras import orbit_camera, stack_cameras
 from partrm_gym.gaussians import Gaussians
 from partrm_gym.rendering import rasterize

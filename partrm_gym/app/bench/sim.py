@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 
+from partrm_gym.app.bench.report import emit_report, markdown_table, median_ms
 from partrm_gym.assets import CATEGORIES
-from partrm_gym.bench.report import emit_report, markdown_table, median_ms
 from partrm_gym.cameras import canonical_rig, evaluation_rig
 from partrm_gym.drags import drags_between_states, solve_drag
 from partrm_gym.scene import SUPERSAMPLE, Scene
