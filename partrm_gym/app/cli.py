@@ -286,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gt-splatter: Adam steps fitting the splatter to the canonical views (default: the dataset's)")
     p.add_argument("--train-steps", type=positive_int, default=30, help="pipeline: training steps timed per stage")
     p.add_argument("--partnet", default=None, metavar="DIR",
-                   help="sim: also time loading and rendering every real PartNet-Mobility object under DIR")
+                   help="sim: also time loading and rendering every real PartNet-Mobility object under DIR; "
+                        "rollout: episodes on its real test objects")
     p.add_argument("--episodes", type=positive_int, default=40,
                    help="rollout, actions: episodes (test split, seed 100000 + i)")
     p.add_argument("--steps", type=positive_int, default=8, help="rollout: drags per episode")

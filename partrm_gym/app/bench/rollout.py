@@ -104,8 +104,9 @@ def _random_drag_on_part(twin, rng: np.random.Generator) -> np.ndarray:
 
 
 def run_rollouts(episodes: int, steps: int, policy: str, transition: str, model_path: str | None = None,
-                 resolution: int = 64) -> list[dict]:
-    """One row per (episode, step): joint fractions, joint type and the three PSNRs."""
+                 resolution: int = 64, partnet_root: str | None = None) -> list[dict]:
+    """One row per (episode, step): joint fractions, joint type and the three PSNRs. With ``partnet_root`` the
+    episodes are on its real test objects (every category with a test object, ``category="any"``)."""
     from tqdm import tqdm
 
     from partrm_gym.envs.sim_env import PartRMSimEnv
@@ -115,13 +116,15 @@ def run_rollouts(episodes: int, steps: int, policy: str, transition: str, model_
     from partrm_gym.rendering import render_images
 
     model = WorldModel.from_pretrained(model_path)
-    task = {"split": "test", "resolution": resolution, "max_steps": steps + 1, "control_mode": "pixel_drag"}
+    task = {"split": "test", "resolution": resolution, "max_steps": steps + 1, "control_mode": "pixel_drag",
+            "partnet_root": partnet_root}
+    categories = ("any",) if partnet_root else CATEGORIES
     envs = {c: (PartRMSimEnv(category=c, **task), PartRMEnv(world_model=model, category=c, transition=transition,
-                                                          **task)) for c in CATEGORIES}
+                                                          **task)) for c in categories}
     rows = []
     try:
         for i in tqdm(range(episodes), desc=f"rollout {transition}/{policy}", unit="ep"):
-            twin, imagined = envs[CATEGORIES[i % len(CATEGORIES)]]
+            twin, imagined = envs[categories[i % len(categories)]]
             seed = SEED_BASE + i
             obs, tinfo = twin.reset(seed=seed)
             _, iinfo = imagined.reset(seed=seed)
@@ -181,7 +184,8 @@ def summarise(rows: list[dict], steps: int) -> list[dict]:
 
 def bench_rollout(args: argparse.Namespace) -> str:
     episodes, steps, policy, transition = args.episodes, args.steps, args.policy, args.transition
-    rows = run_rollouts(episodes, steps, policy, transition, args.model)
+    partnet = getattr(args, "partnet", None)
+    rows = run_rollouts(episodes, steps, policy, transition, args.model, partnet_root=partnet)
     table = summarise(rows, steps)
     headers = ["step", "joint error median", "p90", "revolute median / p90", "prismatic median / p90",
                "PSNR imagined", "PSNR oracle", "PSNR static"]
@@ -190,8 +194,9 @@ def bench_rollout(args: argparse.Namespace) -> str:
              f"{t['prismatic_median']:.3g} / {t['prismatic_p90']:.3g}", t["psnr"], t["oracle"], t["static"]]
             for t in table]
     command = (f"partrm-gym bench rollout --episodes {episodes} --steps {steps} --policy {policy} "
-               f"--transition {transition}")
-    text = emit_report(f"Rollout: {transition} transition, {policy} policy", command, markdown_table(headers, body),
+               f"--transition {transition}" + (" --partnet DIR" if partnet else ""))
+    text = emit_report(f"Rollout: {transition} transition, {policy} policy" + (", real objects" if partnet else ""),
+                       command, markdown_table(headers, body),
                        args.out)
     first = [r for r in rows if r["step"] == 1]
     acc = np.array([r["label_accuracy"] for r in first])
@@ -214,6 +219,7 @@ def bench_rollout(args: argparse.Namespace) -> str:
         atomic_write_text(args.out, text)
     last = table[-1]
     print(f"rollout: transition={transition} policy={policy} episodes={episodes} steps={steps} "
+          f"{'objects=partnet ' if partnet else ''}"
           f"joint_error_median={last['joint_error_median']:.4g} psnr_last={last['psnr']:.4g} "
           f"oracle_last={last['oracle']:.4g} static_last={last['static']:.4g}")
     return text
