@@ -1,25 +1,20 @@
-"""Where the model's 4 input views come from.
+"""Where the model's 4 input views come from, when they do not come from the simulator or the imagined state.
 
-* :class:`SimViewSource` — the simulator renders the canonical rig (sim-backed envs, datagen);
-* :class:`GaussianViewSource` — the current imagined Gaussians re-rendered into the rig
-  (every world-model step after the first: no simulator access);
-* :class:`Zero123PlusPlusSource` — novel views of a single real photo from Zero123++ through
-  diffusers, loaded from a local folder only.
+The envs and datagen take the views from ``Scene.render_views`` (the twin, datasets) or from
+``partrm_gym.rendering.render_images`` of the imagined Gaussians (the world-model env). For a single real
+photo there is :class:`Zero123PlusPlusSource`: novel views from Zero123++ through diffusers, loaded from a
+local folder only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from partrm_gym.cameras import Camera, stack_cameras
 from partrm_gym.errors import UserError
-from partrm_gym.gaussians import Gaussians
-from partrm_gym.rendering import BACKGROUND_RGB
-from partrm_gym.scene import Scene
 
 # Zero123++ v1.2 returns a 3x2 grid of 320x320 views at relative azimuths 30, 90, 150, 210, 270, 330
 # (elevations alternating 20 / -10 degrees). The canonical rig is azimuths 0/90/180/270 at 20 degrees:
@@ -31,33 +26,6 @@ ZERO123PP_TILE_FOR_VIEW = (None, 1, 3, 4)
 
 class ViewSourceUnavailable(UserError, RuntimeError):
     """A view source's weights are missing; the message says how to provide them."""
-
-
-class SimViewSource:
-    def __init__(self, scene: Scene, cameras: Sequence[Camera]) -> None:
-        self.scene, self.cameras = scene, list(cameras)
-
-    def views(self) -> np.ndarray:
-        """(V, H, W, 3) uint8 of the scene's current state."""
-        return np.stack([f.rgb for f in self.scene.render_views(self.cameras)])
-
-
-class GaussianViewSource:
-    def __init__(self, cameras: Sequence[Camera], background: tuple[float, float, float] = BACKGROUND_RGB) -> None:
-        self.cameras = list(cameras)
-        self.background = background
-
-    @torch.no_grad()
-    def views(self, gaussians: Gaussians) -> torch.Tensor:
-        """(B, V, 3, H, W) in [0, 1]: the Gaussians rendered into the rig."""
-        from partrm_gym.rendering import rasterize
-
-        device = gaussians.means.device
-        viewmats, Ks = stack_cameras(self.cameras, device=device)
-        cam = self.cameras[0]
-        out = rasterize(gaussians, viewmats, Ks, cam.width, cam.height,
-                        background=torch.tensor(self.background, device=device))
-        return out.rgb.clamp(0, 1).permute(0, 1, 4, 2, 3)
 
 
 class Zero123PlusPlusSource:

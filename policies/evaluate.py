@@ -97,7 +97,7 @@ def format_summary(name: str, s: dict[str, Any]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    env_kwargs = {"split": args.split}
+    env_kwargs = {"split": args.split, **({"partnet_root": args.partnet} if getattr(args, "partnet", None) else {})}
     planner = PlannerConfig(candidates=args.candidates, iterations=args.iterations)
     actor = make_actor(args.policy, args.seed, args.model, planner)
     name = Path(args.policy).name if args.policy not in BUILTIN_POLICIES else args.policy

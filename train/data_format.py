@@ -1,4 +1,4 @@
-"""The on-disk dataset format (version 3): layout, file names, expected shapes, byte-deterministic
+"""The on-disk dataset format (version 4): layout, file names, expected shapes, byte-deterministic
 writers, checked readers.
 
 See docs/dataset.md. Images are PNG, arrays are deflate-compressed ``.npz`` written with
