@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import partrm_gym  # noqa: F401  (registers the envs)
-from partrm_gym import cli
+from partrm_gym.app import cli
 from partrm_gym.errors import UsageError
 
 

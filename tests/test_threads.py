@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from partrm_gym import cli
+from partrm_gym.app import cli
 from partrm_gym.config import to_dict
 from partrm_gym.threads import (
     CHILD_ENV_VARS,

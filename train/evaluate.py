@@ -55,14 +55,20 @@ def simulator_points(depth: torch.Tensor | np.ndarray, cameras: list, rng: np.ra
     return all_pts[rng.choice(len(all_pts), size=min(CHAMFER_POINTS, len(all_pts)), replace=False)]
 
 
-def splatter_points(splatter: torch.Tensor, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Centres and opacities of the visible Gaussians of one splatter image (V, 14, h, w)."""
-    xyz = splatter[:, XYZ].permute(0, 2, 3, 1).reshape(-1, 3).numpy()
-    op = splatter[:, OPACITY].reshape(-1).numpy()
-    keep = np.nonzero(op > OPACITY_FLOOR)[0]
+def visible_points(means: np.ndarray, opacities: np.ndarray, rng: np.random.Generator
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Centres (M, 3) and opacities (M,) of the Gaussians (N, 3), (N,) above ``OPACITY_FLOOR``, subsampled to
+    ``CHAMFER_POINTS``: the Gaussians' side of the Chamfer distance."""
+    keep = np.nonzero(opacities > OPACITY_FLOOR)[0]
     if len(keep) > CHAMFER_POINTS:
         keep = rng.choice(keep, size=CHAMFER_POINTS, replace=False)
-    return xyz[keep], op[keep]
+    return means[keep], opacities[keep]
+
+
+def splatter_points(splatter: torch.Tensor, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Centres and opacities of the visible Gaussians of one splatter image (V, 14, h, w)."""
+    return visible_points(splatter[:, XYZ].permute(0, 2, 3, 1).reshape(-1, 3).numpy(),
+                          splatter[:, OPACITY].reshape(-1).numpy(), rng)
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from partrm_gym.errors import UserError
 from partrm_gym.io import check_output_file, check_output_folder
+from partrm_gym.registration import ENV_CATEGORIES
 from partrm_gym.threads import THREADS_ENV, set_threads
 
 PROG = "partrm-gym"
@@ -224,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_eval, out_kind="folder")
 
     p = sub.add_parser("compare", help="imagined vs simulated: the same drags in PartRM-* and PartRMSim-*")
-    p.add_argument("--env", default="Drawer", choices=["Drawer", "Door", "Microwave", "Laptop", "Articulated"])
+    p.add_argument("--env", default="Drawer", choices=sorted(ENV_CATEGORIES),
+                   help="which PartRM-<env>-v0 / PartRMSim-<env>-v0 pair (the registered env names)")
     p.add_argument("--policy", default="scripted", choices=["scripted", "random"])
     p.add_argument("--steps", type=positive_int, default=5)
     p.add_argument("--seed", type=non_negative_int, default=0)

@@ -25,19 +25,9 @@ from partrm_gym.plotting import save_figure, subplots
 from partrm_gym.policies.scripted import make_policy
 from partrm_gym.preview import image_grid
 from partrm_gym.registration import ENV_CATEGORIES
+from partrm_gym.train.evaluate import simulator_points, visible_points
 
 EXTRA_VIEWS = (1, 4)  # evaluation views (azimuth 60° and 210°) drawn beside the observation camera
-OPACITY_FLOOR = 0.05
-POINTS = 4096
-
-
-def _sim_points(env: PartRMSimEnv, cameras: list) -> np.ndarray:
-    pts = []
-    for cam in cameras:
-        f = env.scene.render(cam)
-        rows, cols = np.nonzero(f.object_mask)
-        pts.append(cam.backproject(np.stack([cols + 0.5, rows + 0.5], 1), f.depth[rows, cols].astype(np.float64)))
-    return np.concatenate(pts)
 
 
 def compare(env_name: str, policy_name: str, steps: int, seed: int, out: Path, model_path: str | None = None,
@@ -66,14 +56,12 @@ def compare(env_name: str, policy_name: str, steps: int, seed: int, out: Path, m
         sim_rgb = np.stack([twin.scene.render(c).rgb for c in cams])
         a, b = im_rgb.astype(np.float32) / 255, sim_rgb.astype(np.float32) / 255
         g = imagined.gaussians
-        keep = (g.opacities[0] > OPACITY_FLOOR).numpy()
-        centres = g.means[0].numpy()[keep]
-        sim_pts = _sim_points(twin, cams)
-        sel = lambda p: p[rng.choice(len(p), min(POINTS, len(p)), replace=False)] if len(p) else p  # noqa: E731
+        centres, weights = visible_points(g.means[0].cpu().numpy(), g.opacities[0].cpu().numpy(), rng)
+        sim_pts = simulator_points(np.stack([twin.scene.render(c).depth for c in cams]), cams, rng)
         rows.append({"step": step, "psnr": float(psnr(_t(a), _t(b))),
                      "ssim": float(np.mean([ssim(a[i], b[i]) for i in range(len(cams))])),
-                     "chamfer": chamfer_distance(sel(centres), sel(sim_pts)) if len(centres) else float("nan"),
-                     "joint_error": _joint_error(twin)})
+                     "chamfer": chamfer_distance(centres, sim_pts, weights_a=weights) if len(centres) else float("nan"),
+                     "joint_error": twin.evaluate()["joint_error"]})
         frames.append(image_grid([list(im_rgb), list(sim_rgb)]))
     imagined.close()
     twin.close()
@@ -86,12 +74,6 @@ def compare(env_name: str, policy_name: str, steps: int, seed: int, out: Path, m
     atomic_write_text(out / "compare.csv", buf.getvalue())
     _plot(rows, out / "compare.png")
     return rows
-
-
-def _joint_error(twin: PartRMSimEnv) -> float:
-    """The twin's grasped-joint distance to its goal, as a fraction of the joint range."""
-    k = twin.task.joint
-    return float(abs(twin.scene.get_joint_states()[k] - twin.task.goal[k]) / twin.scene.joints[k].range)
 
 
 def _t(x: np.ndarray):
