@@ -7,6 +7,7 @@ checked by eye against the geometry.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,3 +78,11 @@ def sim_preview(category: str, seed: int, out: str | Path, resolution: int = 128
     path = Path(out) / name
     atomic_write_image(path, image_grid(rows))
     return path
+
+
+def main(args: argparse.Namespace) -> int:
+    """``partrm-gym sim-preview``."""
+    path = sim_preview(args.category, args.seed, args.out, resolution=args.resolution, joint=args.joint,
+                       partnet=args.partnet)
+    print(f"wrote {path}")
+    return 0

@@ -141,7 +141,9 @@ def test_internal_bugs_keep_their_traceback(monkeypatch):
     def broken(args):
         raise KeyError("a bug, not the user's fault")
 
-    monkeypatch.setattr(cli, "_verify", broken)
+    import partrm_gym.train.verify as verify
+
+    monkeypatch.setattr(verify, "main", broken)
     with pytest.raises(KeyError):
         cli.main(["verify", "somewhere"])
 

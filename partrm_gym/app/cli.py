@@ -55,61 +55,26 @@ def _count(minimum: int):
 positive_int, non_negative_int = _count(1), _count(0)
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from partrm_gym.app.demo import main as demo_main
-
-    return demo_main(args)
-
-
-def _sim_preview(args: argparse.Namespace) -> int:
-    from partrm_gym.preview import sim_preview
-
-    path = sim_preview(args.category, args.seed, args.out, resolution=args.resolution, joint=args.joint,
-                       partnet=args.partnet)
-    print(f"wrote {path}")
-    return 0
-
-
-def _datagen(args: argparse.Namespace) -> int:
-    from partrm_gym.train.datagen import main as datagen_main
-
-    return datagen_main(args)
+# command -> "module:function" taking the parsed arguments and returning the exit code; imported only when the
+# command runs, so `partrm-gym --help` and a typo answer without loading torch
+COMMANDS = {
+    "demo": "partrm_gym.app.demo:main",
+    "sim-preview": "partrm_gym.preview:main",
+    "datagen": "partrm_gym.train.datagen:main",
+    "verify": "partrm_gym.train.verify:main",
+    "train": "partrm_gym.train.train:run",
+    "finetune-zero123pp": "partrm_gym.train.finetune_zero123pp:run",
+    "eval": "partrm_gym.train.evaluate:main",
+    "compare": "partrm_gym.app.compare:main",
+    "bundle": "partrm_gym.train.bundle:main",
+}
 
 
-def _verify(args: argparse.Namespace) -> int:
-    from partrm_gym.train.verify import main as verify_main
+def _run_command(args: argparse.Namespace) -> int:
+    import importlib
 
-    return verify_main(args)
-
-
-def _eval(args: argparse.Namespace) -> int:
-    from partrm_gym.train.evaluate import main as eval_main
-
-    return eval_main(args)
-
-
-def _train(args: argparse.Namespace) -> int:
-    from partrm_gym.train.train import run
-
-    return run(args)
-
-
-def _finetune_zero123pp(args: argparse.Namespace) -> int:
-    from partrm_gym.train.finetune_zero123pp import run
-
-    return run(args)
-
-
-def _compare(args: argparse.Namespace) -> int:
-    from partrm_gym.app.compare import main as compare_main
-
-    return compare_main(args)
-
-
-def _bundle(args: argparse.Namespace) -> int:
-    from partrm_gym.train.bundle import main as bundle_main
-
-    return bundle_main(args)
+    module, function = COMMANDS[args.command].split(":")
+    return getattr(importlib.import_module(module), function)(args)
 
 
 def _policy(args: argparse.Namespace) -> int:
@@ -170,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="part mask for drag propagation: simulator link mask, or OpenCV as on a real photo")
     p.add_argument("--rollout-steps", type=non_negative_int, default=None,
                    help="scripted drags of the imagined-vs-simulated rollout (default 4; 0: none)")
-    p.set_defaults(func=_demo, out_kind="folder")
+    p.set_defaults(func=_run_command, out_kind="folder")
 
     p = sub.add_parser("sim-preview", help="PNG grid of an object's canonical + evaluation views in 3 states")
     p.add_argument("--category", default="drawer", help="category or alias (drawer, door, microwave, laptop, ...)")
@@ -180,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--joint", type=non_negative_int, default=None,
                    help="which movable joint to open (default: the first door, drawer or lid)")
     p.add_argument("--partnet", default=None, metavar="DIR", help="a real PartNet-Mobility object's folder instead")
-    p.set_defaults(func=_sim_preview, out_kind="folder")
+    p.set_defaults(func=_run_command, out_kind="folder")
 
     p = sub.add_parser("datagen", help="generate a PartDrag-4D-style dataset from the simulator (resumable)")
     p.add_argument("config", help="YAML file or shipped name (data/tiny, data/default, data/paper)")
@@ -194,24 +159,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "any number")
     p.add_argument("--partnet", default=None, metavar="DIR",
                    help="add the real PartNet-Mobility objects under DIR (sets the config's partnet_root)")
-    p.set_defaults(func=_datagen, out_kind="folder")
+    p.set_defaults(func=_run_command, out_kind="folder")
 
     p = sub.add_parser("verify", help="check a dataset and name every missing or corrupt file")
     p.add_argument("dataset", help="dataset folder")
-    p.set_defaults(func=_verify)
+    p.set_defaults(func=_run_command)
 
     from partrm_gym.train.train_config import add_train_arguments
 
     p = sub.add_parser("train", help="one training stage (see configs/train/); torchrun -m partrm_gym.train for DDP")
     add_train_arguments(p)
-    p.set_defaults(func=_train, out_kind="folder")
+    p.set_defaults(func=_run_command, out_kind="folder")
 
     from partrm_gym.train.finetune_config import add_finetune_arguments
 
     p = sub.add_parser("finetune-zero123pp",
                        help="fine-tune Zero123++ (local weights, GPU) to produce this project's dataset views")
     add_finetune_arguments(p)
-    p.set_defaults(func=_finetune_zero123pp, out_kind="folder")
+    p.set_defaults(func=_run_command, out_kind="folder")
 
     p = sub.add_parser("eval", help="score a checkpoint against the static baseline and the GT upper bound")
     p.add_argument("checkpoint", help="checkpoint folder, or 'none' for the baselines only")
@@ -222,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--lpips-weights", default=None, help="local LPIPS(VGG) weights file; without it LPIPS is "
                    "reported as unavailable")
-    p.set_defaults(func=_eval, out_kind="folder")
+    p.set_defaults(func=_run_command, out_kind="folder")
 
     p = sub.add_parser("compare", help="imagined vs simulated: the same drags in PartRM-* and PartRMSim-*")
     p.add_argument("--env", default="Drawer", choices=sorted(ENV_CATEGORIES),
@@ -234,13 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--partnet", default=None, metavar="DIR",
                    help="real objects: a PartNet-Mobility folder (objects 1-2 levels down) or one object's folder")
     p.add_argument("--out", default="outputs/compare")
-    p.set_defaults(func=_compare, out_kind="folder")
+    p.set_defaults(func=_run_command, out_kind="folder")
 
     p = sub.add_parser("bundle", help="make trained run(s) the package's default model (model/weights/default)")
     p.add_argument("stages", nargs="+", help="run folders in stage order; the last one's final/ is bundled")
     p.add_argument("--data", required=True, help="the dataset the runs trained on")
     p.add_argument("--eval", nargs="*", default=[], help="evaluation Markdown tables to ship beside the weights")
-    p.set_defaults(func=_bundle)
+    p.set_defaults(func=_run_command)
 
     p = sub.add_parser("policy", help="train / evaluate manipulation policies; the headline experiment")
     psub = p.add_subparsers(dest="action", required=True)
