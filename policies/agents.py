@@ -9,169 +9,33 @@ spaces and schedules, so it is not used. ``--resume`` restores the policy, the o
 and the step count; rollouts (and SAC's replay buffer) start afresh.
 
 The observation is the current and the goal image stacked into one 6-channel image
-(:class:`StackImageGoal`), so the CNN sees where they differ pixel by pixel.
+(:class:`~partrm_gym.policies.agent_envs.StackImageGoal`), so the CNN sees where they differ pixel by pixel.
+The run's settings are :class:`~partrm_gym.policies.agent_config.AgentConfig`; episodes and their statistics
+are in :mod:`partrm_gym.policies.episodes`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.vector import AutoresetMode
 from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
-from stable_baselines3.common.vec_env import VecEnv
 
 from partrm_gym.config import ConfigError, load_config, save_config
 from partrm_gym.io import atomic_write_json
 from partrm_gym.model.checkpoint import CHECKSUM_KEY, PROVENANCE, file_sha256, read_provenance, weights_match
+from partrm_gym.policies.agent_config import AgentConfig
+from partrm_gym.policies.agent_envs import make_vec_env, stack_observation, stacked_space
 from partrm_gym.provenance import provenance
-from partrm_gym.registration import check_env_id
 from partrm_gym.train.train_state import latest_checkpoint, load_training_state, save_training_state
 
 POLICY_WEIGHTS, AGENT_CONFIG = "policy.safetensors", "agent.yaml"
 SAC_ENTROPY = "entropy_coefficient.safetensors"
-ALGOS = ("ppo", "sac")
-
-
-@dataclass(frozen=True)
-class AgentConfig:
-    algo: Literal["ppo", "sac"] = "ppo"
-    env_id: str = "PartRM-Drawer-v0"
-    env_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {split: train, model_path: ...}
-    total_steps: int = 20_000
-    n_envs: int = 4
-    seed: int = 0
-    learning_rate: float = 3e-4
-    gamma: float = 0.95  # short episodes (max_steps 8): little need to look far ahead
-    # PPO
-    n_steps: int = 64  # per env and rollout
-    batch_size: int = 64
-    n_epochs: int = 4
-    ent_coef: float = 0.0
-    # SAC
-    buffer_size: int = 20_000
-    learning_starts: int = 500
-    # logging / checkpoints
-    checkpoint_every: int = 2_000
-    snapshot_every: int = 0  # also keep the agent every this many steps in snapshots/ (never pruned); 0: none
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        if self.algo not in ALGOS:
-            raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
-        for name in ("total_steps", "n_envs", "n_steps", "batch_size", "n_epochs", "checkpoint_every"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.snapshot_every < 0:
-            raise ValueError(f"snapshot_every must be >= 0 (0: no snapshots), got {self.snapshot_every}")
-        check_env_id(self.env_id)
-
-
-def stacked_space(observation_space: gym.spaces.Dict) -> gym.spaces.Box:
-    """The Box of the current and goal images stacked along channels."""
-    h, w, c = observation_space["image"].shape
-    return gym.spaces.Box(0, 255, (h, w, 2 * c), np.uint8)
-
-
-class StackImageGoal(gym.ObservationWrapper):
-    """Dict(image, goal) of (H, W, 3) uint8 -> one (H, W, 6) uint8 image."""
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.observation_space = stacked_space(env.observation_space)
-
-    def observation(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-        return _stack(observation)
-
-
-def _stack(obs: dict[str, np.ndarray]) -> np.ndarray:
-    return np.concatenate([obs["image"], obs["goal"]], axis=-1)
-
-
-def make_vec_env(cfg: AgentConfig) -> Any:
-    """SB3 VecEnv: world-model envs batch their model calls (:class:`WorldModelVecEnv`), twins step one by one."""
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
-    if cfg.env_id.startswith("PartRM-"):
-        return WorldModelVecEnv(cfg.env_id, cfg.env_kwargs, cfg.n_envs, cfg.seed)
-    venv = DummyVecEnv([lambda i=i: make_env(cfg.env_id, cfg.env_kwargs, cfg.seed + i) for i in range(cfg.n_envs)])
-    venv.seed(cfg.seed)
-    return venv
-
-
-def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, seed: int | None = None) -> gym.Env:
-    import partrm_gym  # noqa: F401  (registers the env IDs)
-
-    check_env_id(env_id)
-    env = StackImageGoal(gym.make(env_id, **(env_kwargs or {})))
-    if seed is not None:
-        env.reset(seed=seed)
-        env.action_space.seed(seed)
-    return env
-
-
-class WorldModelVecEnv(VecEnv):
-    """SB3's view of ``gym.make_vec("PartRM-*", n)``: one batched world-model call per step for all n envs.
-
-    SB3 wants an ended episode reset within the same step and its last observation in
-    ``info["terminal_observation"]``: the vector env's SAME_STEP autoreset provides exactly that.
-    """
-
-    def __init__(self, env_id: str, env_kwargs: dict[str, Any], n_envs: int, seed: int) -> None:
-        import partrm_gym  # noqa: F401  (registers the env IDs)
-
-        self.venv = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point",
-                                 autoreset_mode=AutoresetMode.SAME_STEP, **env_kwargs)
-        super().__init__(n_envs, stacked_space(self.venv.single_observation_space), self.venv.single_action_space)
-        self._seed: int | None = seed
-        self._actions: np.ndarray | None = None
-
-    def reset(self) -> np.ndarray:
-        obs, _ = self.venv.reset(seed=self._seed)
-        self._seed = None  # later resets continue each env's own random stream
-        return _stack(obs)
-
-    def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions, dtype=np.float32)
-
-    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
-        obs, rewards, terms, truncs, info = self.venv.step(self._actions)
-        dones = terms | truncs
-        infos: list[dict] = [{} for _ in range(self.num_envs)]
-        for i in np.flatnonzero(dones):
-            final = info["final_info"]  # Gymnasium's layout: arrays over envs
-            infos[i] = {"is_success": bool(final["is_success"][i]) if "is_success" in final else False,
-                        "terminal_observation": _stack(info["final_obs"][i]),
-                        "TimeLimit.truncated": bool(truncs[i] and not terms[i])}
-        return _stack(obs), rewards.astype(np.float32), dones, infos
-
-    def close(self) -> None:
-        self.venv.close()
-
-    def seed(self, seed: int | None = None) -> list[int | None]:
-        self._seed = seed
-        return [None if seed is None else seed + i for i in range(self.num_envs)]
-
-    def _envs(self, indices: Any) -> list[gym.Env]:
-        return [self.venv.envs[i] for i in self._get_indices(indices)]
-
-    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
-        return [getattr(e, attr_name) for e in self._envs(indices)]
-
-    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
-        for e in self._envs(indices):
-            setattr(e, attr_name, value)
-
-    def env_method(self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any) -> list[Any]:
-        return [getattr(e, method_name)(*args, **kwargs) for e in self._envs(indices)]
-
-    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
-        return [False for _ in self._get_indices(indices)]
 
 
 def build_agent(cfg: AgentConfig, env: Any) -> Any:
@@ -267,7 +131,7 @@ class AgentPolicy:
         self.control_mode = control_mode
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        action, _ = self.model.predict(_stack(obs), deterministic=True)
+        action, _ = self.model.predict(stack_observation(obs), deterministic=True)
         return np.asarray(action, dtype=np.float32)
 
 
@@ -319,57 +183,4 @@ def snapshot_dir(run: str | Path, steps: int) -> Path:
     return Path(run) / "snapshots" / f"step_{steps:08d}"
 
 
-# -- evaluation ---------------------------------------------------------------------------------------------
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a success rate (well-behaved at 0 and n successes, unlike the normal one)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
-
-
-@dataclass
-class EpisodeResult:
-    success: bool
-    ret: float
-    steps: int
-    joint_error: float | None = None
-    frames: list[np.ndarray] = field(default_factory=list)
-
-
-def run_episode(env: gym.Env, act: Any, seed: int, record: bool = False) -> EpisodeResult:
-    """One episode; ``act(env, obs)`` or ``act(obs)`` returns the action."""
-    obs, info = env.reset(seed=seed)
-    wants_env = getattr(act, "act", None)
-    frames = [_frame(obs)] if record else []
-    total, steps, done = 0.0, 0, False
-    while not done:
-        action = wants_env(env, obs) if wants_env is not None else act(obs)
-        obs, reward, terminated, truncated, info = env.step(action)
-        total += float(reward)
-        steps += 1
-        done = terminated or truncated
-        if record:
-            frames.append(_frame(obs))
-    return EpisodeResult(bool(info.get("is_success", False)), total, steps, info.get("joint_error"), frames)
-
-
-def _frame(obs: dict[str, np.ndarray]) -> np.ndarray:
-    """The observation beside the goal, one video frame."""
-    return np.concatenate([obs["image"], obs["goal"]], axis=1)  # side by side (width), not stacked channels
-
-
-def summarise(results: list[EpisodeResult]) -> dict[str, Any]:
-    wins = sum(r.success for r in results)
-    lo, hi = wilson_interval(wins, len(results))
-    errors = [r.joint_error for r in results if r.joint_error is not None]
-    return {"episodes": len(results), "success_rate": wins / max(len(results), 1), "ci95": [lo, hi],
-            "mean_return": float(np.mean([r.ret for r in results])) if results else float("nan"),
-            "mean_steps": float(np.mean([r.steps for r in results])) if results else float("nan"),
-            "mean_final_joint_error": float(np.mean(errors)) if errors else None}
-
-
-__all__ = ["AgentConfig", "AgentPolicy", "EpisodeResult", "StackImageGoal", "build_agent", "load_agent",
-           "make_env", "run_episode", "save_agent", "snapshot_dir", "summarise", "train_agent", "wilson_interval"]
+__all__ = ["AgentPolicy", "build_agent", "load_agent", "save_agent", "snapshot_dir", "train_agent"]

@@ -21,7 +21,9 @@ from tqdm import tqdm
 from partrm_gym.envs.task import TaskConfig
 from partrm_gym.errors import UsageError
 from partrm_gym.io import atomic_write_gif, atomic_write_json, atomic_write_text
-from partrm_gym.policies.agents import AgentPolicy, EpisodeResult, load_agent, make_env, run_episode, summarise
+from partrm_gym.policies.agent_envs import make_env
+from partrm_gym.policies.agents import AgentPolicy, load_agent
+from partrm_gym.policies.episodes import EpisodeResult, run_episode, summarise
 from partrm_gym.policies.planner import ImaginationPlanner, PlannerConfig
 from partrm_gym.policies.scripted import make_policy
 

@@ -30,7 +30,8 @@ from partrm_gym.errors import UsageError
 from partrm_gym.io import atomic_write_text
 from partrm_gym.model.checkpoint import CHECKSUM_KEY, PROVENANCE, read_provenance
 from partrm_gym.plotting import save_figure, subplots
-from partrm_gym.policies.agents import AgentConfig, snapshot_dir, train_agent
+from partrm_gym.policies.agent_config import AgentConfig
+from partrm_gym.policies.agents import snapshot_dir, train_agent
 from partrm_gym.policies.evaluate import evaluate, format_summary, make_actor, write_report
 from partrm_gym.policies.planner import PlannerConfig
 from partrm_gym.train.train_state import latest_checkpoint

@@ -12,7 +12,10 @@ from partrm_gym.errors import UsageError
 from partrm_gym.model.checkpoint import save_checkpoint
 from partrm_gym.model.partrm import PartRM
 from partrm_gym.model.world_model import WorldModel
-from partrm_gym.policies.agents import AgentConfig, AgentPolicy, load_agent, make_env, train_agent, wilson_interval
+from partrm_gym.policies.agent_config import AgentConfig
+from partrm_gym.policies.agent_envs import make_env
+from partrm_gym.policies.agents import AgentPolicy, load_agent, train_agent
+from partrm_gym.policies.episodes import wilson_interval
 from partrm_gym.policies.evaluate import evaluate
 from partrm_gym.policies.experiment import ExperimentConfig, run_experiment
 from partrm_gym.policies.planner import ImaginationPlanner, PlannerConfig
@@ -176,7 +179,7 @@ def test_mmrv_follows_simpler():
 
 
 def test_world_model_vec_env_for_sb3_batches_and_resets_in_the_same_step(tmp_path):
-    from partrm_gym.policies.agents import WorldModelVecEnv
+    from partrm_gym.policies.agent_envs import WorldModelVecEnv
 
     wm = mini_world_model()
     calls = []

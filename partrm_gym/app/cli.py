@@ -80,7 +80,8 @@ def _run_command(args: argparse.Namespace) -> int:
 def _policy(args: argparse.Namespace) -> int:
     if args.action == "train":
         from partrm_gym.config import apply_overrides, load_config
-        from partrm_gym.policies.agents import AgentConfig, train_agent
+        from partrm_gym.policies.agent_config import AgentConfig
+        from partrm_gym.policies.agents import train_agent
 
         cfg = load_config(AgentConfig, args.config) if args.config else AgentConfig()
         cfg = apply_overrides(cfg, algo=args.algo, env_id=args.env, total_steps=args.steps, seed=args.seed)

@@ -1,0 +1,44 @@
+"""What an SB3 agent run is: algorithm, env, budget, hyper-parameters, checkpoints (``agent.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from partrm_gym.registration import check_env_id
+
+ALGOS = ("ppo", "sac")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    algo: Literal["ppo", "sac"] = "ppo"
+    env_id: str = "PartRM-Drawer-v0"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {split: train, model_path: ...}
+    total_steps: int = 20_000
+    n_envs: int = 4
+    seed: int = 0
+    learning_rate: float = 3e-4
+    gamma: float = 0.95  # short episodes (max_steps 8): little need to look far ahead
+    # PPO
+    n_steps: int = 64  # per env and rollout
+    batch_size: int = 64
+    n_epochs: int = 4
+    ent_coef: float = 0.0
+    # SAC
+    buffer_size: int = 20_000
+    learning_starts: int = 500
+    # logging / checkpoints
+    checkpoint_every: int = 2_000
+    snapshot_every: int = 0  # also keep the agent every this many steps in snapshots/ (never pruned); 0: none
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.algo not in ALGOS:
+            raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
+        for name in ("total_steps", "n_envs", "n_steps", "batch_size", "n_epochs", "checkpoint_every"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.snapshot_every < 0:
+            raise ValueError(f"snapshot_every must be >= 0 (0: no snapshots), got {self.snapshot_every}")
+        check_env_id(self.env_id)
