@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from partrm_gym.cameras import pixel_index
+from partrm_gym.drags import grasped_joint
 from partrm_gym.errors import UserError
 from partrm_gym.scene import JointInfo, SimFrame
 
@@ -46,12 +47,10 @@ class SimLinkSegmenter:
 
     def segment(self, image: np.ndarray, point: tuple[float, float]) -> np.ndarray:
         x, y = _pixel(point, self.frame.seg.shape)
-        link = int(self.frame.seg[y, x]) - 1
-        owners = [j for j in self.joints if link in j.moved_links]
-        if not owners:
+        k = grasped_joint(self.joints, int(self.frame.seg[y, x]))
+        if k is None:
             return np.zeros(self.frame.seg.shape, dtype=bool)
-        joint = min(owners, key=lambda j: len(j.moved_links))
-        return self.frame.part_mask(joint)
+        return self.frame.part_mask(self.joints[k])
 
 
 class ClassicalSegmenter:

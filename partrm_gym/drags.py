@@ -13,6 +13,7 @@ A drag is (x0, y0, x1, y1) in pixel coordinates normalised to [0, 1] of its own 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,16 +115,18 @@ class DragSolution:
     residual_px: float  # RMS distance between the moved points' projections and the drag ends
 
 
-def grasped_joint(scene: Scene, link_seg_value: int) -> int | None:
-    """Position in ``scene.joints`` of the movable joint that moves the link under a pixel, or None."""
+def grasped_joint(joints: Sequence[JointInfo], link_seg_value: int) -> int | None:
+    """Position in ``joints`` (a scene's :attr:`~partrm_gym.scene.Scene.joints`) of the movable joint that moves
+    the link under a pixel (its segmentation value), or None: the grasp rule of the twin, the datasets' part
+    labels and the simulator segmenter."""
     if link_seg_value == SEG_BACKGROUND or link_seg_value == 0:
         return None
     link = link_seg_value - 1
-    owners = [k for k, j in enumerate(scene.joints) if link in j.moved_links]
+    owners = [k for k, j in enumerate(joints) if link in j.moved_links]
     if not owners:
         return None
     # The deepest joint moving the link (smallest subtree) is the one a hand pulling on it moves.
-    return min(owners, key=lambda k: len(scene.joints[k].moved_links))
+    return min(owners, key=lambda k: len(joints[k].moved_links))
 
 
 def solve_drag(scene: Scene, camera: Camera, drags: np.ndarray, frame: SimFrame | None = None) -> DragSolution | None:
@@ -136,7 +139,7 @@ def solve_drag(scene: Scene, camera: Camera, drags: np.ndarray, frame: SimFrame 
     d = validate_drags(drags)
     frame = frame if frame is not None else scene.render(camera)
     points, seg = lift_pixels(frame, camera, to_pixels(d[:, :2], camera))
-    k = grasped_joint(scene, int(seg[0]))
+    k = grasped_joint(scene.joints, int(seg[0]))
     if k is None:
         return None
     info = scene.joints[k]

@@ -87,7 +87,7 @@ def part_labels(scene: Scene, seg: np.ndarray) -> np.ndarray:
     table = np.zeros(links + 1, dtype=np.int16)  # index s + 1 for segmentation value s
     table[0] = -1
     for value in range(1, links):
-        k = grasped_joint(scene, value)
+        k = grasped_joint(scene.joints, value)
         table[value + 1] = 0 if k is None else k + 1
     return table[seg.astype(np.int64) + 1]
 

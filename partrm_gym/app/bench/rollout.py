@@ -51,7 +51,7 @@ def oracle_state(base, scene: Scene, cameras: list) -> ArticulatedState:
         seg.append(frame.seg[rows, cols])
     pts = torch.as_tensor(np.concatenate(points), dtype=torch.float32)
     seg_all = np.concatenate(seg)
-    link_part = {int(s): grasped_joint(scene, int(s)) for s in np.unique(seg_all)}
+    link_part = {int(s): grasped_joint(scene.joints, int(s)) for s in np.unique(seg_all)}
     part_of_point = torch.as_tensor([STATIC if link_part[int(s)] is None else link_part[int(s)] for s in seg_all])
     labels = nearest_surface_labels(base.means[0].float().cpu(), pts, part_of_point)
     q = scene.get_joint_states()
