@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +35,24 @@ class CheckpointError(UserError, RuntimeError):
 
 def save_checkpoint(model: torch.nn.Module, config: ModelConfig, folder: str | Path,
                     provenance: dict[str, Any] | None = None) -> Path:
-    """Write the three files; the weights go through a temp file so a kill never leaves half a file."""
+    """Write the three files (:func:`write_weights_folder`)."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return write_weights_folder(folder, WEIGHTS, lambda path: save_file(state, path, metadata={"format": "pt"}),
+                                config, CONFIG, provenance)
+
+
+def write_weights_folder(folder: str | Path, weights_name: str, write_weights: Callable[[str], None], config: Any,
+                         config_name: str, provenance: dict[str, Any] | None = None) -> Path:
+    """The one way weights are saved (models and agents): ``write_weights(path)`` writes safetensors to a temp
+    file, which is hashed and renamed into place (a kill never leaves half a file); then the YAML config; then
+    ``provenance.json`` with the weights' SHA-256, written last: its presence marks a complete folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = folder / f".{WEIGHTS}.tmp"
-    save_file(state, str(tmp), metadata={"format": "pt"})
+    tmp = folder / f".{weights_name}.tmp"
+    write_weights(str(tmp))
     checksum = file_sha256(tmp)
-    tmp.replace(folder / WEIGHTS)
-    save_config(config, folder / CONFIG)
+    tmp.replace(folder / weights_name)
+    save_config(config, folder / config_name)
     atomic_write_json(folder / PROVENANCE, {**(provenance or {}), CHECKSUM_KEY: checksum})
     return folder
 

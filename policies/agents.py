@@ -27,8 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from partrm_gym.config import ConfigError, load_config, save_config
-from partrm_gym.io import atomic_write_json
-from partrm_gym.model.checkpoint import CHECKSUM_KEY, PROVENANCE, file_sha256, read_provenance, weights_match
+from partrm_gym.model.checkpoint import PROVENANCE, read_provenance, weights_match, write_weights_folder
 from partrm_gym.policies.agent_config import AgentConfig
 from partrm_gym.policies.agent_envs import make_vec_env, stack_observation, stacked_space
 from partrm_gym.provenance import provenance
@@ -79,19 +78,15 @@ def _optimizers(model: Any) -> dict[str, torch.optim.Optimizer]:
 
 
 def save_agent(model: Any, cfg: AgentConfig, folder: str | Path, metrics: dict[str, Any] | None = None) -> Path:
-    """Weights, config and provenance (written last: its presence marks a complete folder)."""
+    """Weights, config and provenance (:func:`~partrm_gym.model.checkpoint.write_weights_folder`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{POLICY_WEIGHTS}.tmp"
-    save_model(model.policy, str(tmp))  # (not save_file: SB3 shares the CNN between actor and critic)
-    checksum = file_sha256(tmp)
-    tmp.replace(folder / POLICY_WEIGHTS)
     if isinstance(getattr(model, "log_ent_coef", None), torch.Tensor):  # SAC's learned entropy coefficient
         save_file({"log_ent_coef": model.log_ent_coef.detach().cpu()}, str(folder / SAC_ENTROPY))
-    save_config(cfg, folder / AGENT_CONFIG)
-    atomic_write_json(folder / PROVENANCE, {**provenance(None, {"num_timesteps": int(model.num_timesteps),
-                                                                **(metrics or {})}), CHECKSUM_KEY: checksum})
-    return folder
+    # save_model, not save_file: SB3 shares the CNN between actor and critic
+    return write_weights_folder(folder, POLICY_WEIGHTS, lambda path: save_model(model.policy, path), cfg,
+                                AGENT_CONFIG, provenance(None, {"num_timesteps": int(model.num_timesteps),
+                                                                **(metrics or {})}))
 
 
 def load_agent(folder: str | Path, env: Any = None, device: str = "cpu") -> tuple[Any, AgentConfig]:
