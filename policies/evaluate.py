@@ -9,8 +9,6 @@ world-model env and its twin given the same seed start from the same task.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from tqdm import tqdm
 
 from partrm_gym.envs.task import TaskConfig
 from partrm_gym.errors import UsageError
-from partrm_gym.io import atomic_write_gif, atomic_write_json, atomic_write_text
+from partrm_gym.io import atomic_write_csv, atomic_write_gif, atomic_write_json
 from partrm_gym.policies.agent_envs import make_env
 from partrm_gym.policies.agents import AgentPolicy, load_agent
 from partrm_gym.policies.episodes import EpisodeResult, run_episode, summarise
@@ -77,13 +75,9 @@ def evaluate(actor: Any, env_id: str, env_kwargs: dict[str, Any] | None, episode
 def write_report(out: Path, name: str, summary: dict[str, Any], results: list[EpisodeResult]) -> None:
     """Per-episode CSV, GIF, then the summary JSON last (its presence marks a finished evaluation)."""
     out.mkdir(parents=True, exist_ok=True)
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["episode", "success", "return", "steps", "final_joint_error"])
-    for i, r in enumerate(results):
-        error = "" if r.joint_error is None else round(r.joint_error, 6)
-        w.writerow([i, int(r.success), round(r.ret, 6), r.steps, error])
-    atomic_write_text(out / f"{name}.csv", buf.getvalue())
+    atomic_write_csv(out / f"{name}.csv", [
+        {"episode": i, "success": int(r.success), "return": round(r.ret, 6), "steps": r.steps,
+         "final_joint_error": "" if r.joint_error is None else round(r.joint_error, 6)} for i, r in enumerate(results)])
     frames = [f for r in results for f in r.frames]
     if frames:
         atomic_write_gif(out / f"{name}.gif", np.stack(frames))

@@ -15,9 +15,7 @@ The job resumes: trained agents and finished evaluations are reused when the com
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
-import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +25,7 @@ import numpy as np
 
 from partrm_gym.config import load_config, save_config
 from partrm_gym.errors import UsageError
-from partrm_gym.io import atomic_write_text
+from partrm_gym.io import atomic_write_csv, atomic_write_text
 from partrm_gym.model.checkpoint import CHECKSUM_KEY, PROVENANCE, read_provenance
 from partrm_gym.plotting import save_figure, subplots
 from partrm_gym.policies.agent_config import AgentConfig
@@ -173,10 +171,7 @@ def _write_tables(cfg: ExperimentConfig, out: Path, rows: list[dict], corr: dict
              "", "| policy | success (twin) | 95% CI | success (imagined) | 95% CI | mean return (twin) | "
              "mean return (imagined) | mean steps (twin) | final joint error (twin) |",
              "|---|---|---|---|---|---|---|---|---|"]
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["policy", "success_rate", "ci_low", "ci_high", "imagined_success_rate", "imagined_ci_low",
-                "imagined_ci_high", "mean_return", "imagined_mean_return", "mean_steps", "final_joint_error"])
+    table = []
     for r in rows:
         (lo, hi), (ilo, ihi) = r["ci95"], r["imagined_ci95"]
         err = r["mean_final_joint_error"]
@@ -184,12 +179,15 @@ def _write_tables(cfg: ExperimentConfig, out: Path, rows: list[dict], corr: dict
                      f"{100 * r['imagined_success_rate']:.0f}% | {100 * ilo:.0f}–{100 * ihi:.0f}% | "
                      f"{r['mean_return']:.3f} | {r['imagined_mean_return']:.3f} | {r['mean_steps']:.1f} | "
                      f"{'' if err is None else f'{err:.3f}'} |")
-        w.writerow([r["policy"], r["success_rate"], lo, hi, r["imagined_success_rate"], ilo, ihi, r["mean_return"],
-                    r["imagined_mean_return"], r["mean_steps"], err])
+        table.append({"policy": r["policy"], "success_rate": r["success_rate"], "ci_low": lo, "ci_high": hi,
+                      "imagined_success_rate": r["imagined_success_rate"], "imagined_ci_low": ilo,
+                      "imagined_ci_high": ihi, "mean_return": r["mean_return"],
+                      "imagined_mean_return": r["imagined_mean_return"], "mean_steps": r["mean_steps"],
+                      "final_joint_error": err})
     lines += ["", "Imagined vs twin: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
                                                    for k, v in corr.items()), ""]
     atomic_write_text(out / "results.md", "\n".join(lines))
-    atomic_write_text(out / "results.csv", buf.getvalue())
+    atomic_write_csv(out / "results.csv", table)
     atomic_write_text(out / "results.json", json.dumps({"rows": rows, "correlation": corr, "config": asdict(cfg)},
                                                        indent=2, default=str))
 

@@ -16,8 +16,6 @@ simulator's back-projected points of the next state.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +27,7 @@ from tqdm import tqdm
 from partrm_gym.cameras import evaluation_view_indices
 from partrm_gym.errors import UsageError
 from partrm_gym.gaussians import OPACITY, XYZ
-from partrm_gym.io import atomic_write_image, atomic_write_json, atomic_write_text
+from partrm_gym.io import atomic_write_csv, atomic_write_image, atomic_write_json, atomic_write_text
 from partrm_gym.metrics import chamfer_distance, load_lpips, lpips_available, psnr, ssim
 from partrm_gym.model.checkpoint import load_checkpoint
 from partrm_gym.plotting import save_figure, subplots
@@ -178,11 +176,7 @@ def main(args: argparse.Namespace) -> int:
     text = f"# Evaluation ({args.split} split)\n\nCommand: `partrm-gym eval {args.checkpoint} --data {args.data} " \
            f"--split {args.split}{pairs}`\n\n" + markdown(summary, lpips_note)
     atomic_write_text(out / f"eval_{args.split}.md", text)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, ["pair", "category", "method", *METRICS], extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(out / f"eval_{args.split}.csv", buf.getvalue())
+    atomic_write_csv(out / f"eval_{args.split}.csv", rows, ["pair", "category", "method", *METRICS])
     atomic_write_json(out / f"eval_{args.split}.json", summary)
     plot(summary, out / f"eval_{args.split}.png")
     print(text)

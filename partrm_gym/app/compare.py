@@ -9,8 +9,6 @@ and the simulator are rendered from the observation camera and two evaluation vi
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +17,7 @@ from partrm_gym.cameras import evaluation_rig
 from partrm_gym.envs.sim_env import PartRMSimEnv
 from partrm_gym.envs.world_model_env import PartRMEnv
 from partrm_gym.errors import UsageError
-from partrm_gym.io import atomic_write_gif, atomic_write_text
+from partrm_gym.io import atomic_write_csv, atomic_write_gif
 from partrm_gym.metrics import chamfer_distance, psnr, ssim
 from partrm_gym.plotting import save_figure, subplots
 from partrm_gym.policies.scripted import make_policy
@@ -67,11 +65,7 @@ def compare(env_name: str, policy_name: str, steps: int, seed: int, out: Path, m
     twin.close()
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_gif(out / "compare.gif", np.stack(frames))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(out / "compare.csv", buf.getvalue())
+    atomic_write_csv(out / "compare.csv", rows)
     _plot(rows, out / "compare.png")
     return rows
 
