@@ -165,6 +165,11 @@ class RigConfig:
     dataset_elevations_deg: tuple[float, float] = (10.0, 30.0)
     dataset_azimuth_step_deg: float = 30.0
 
+    @property
+    def num_dataset_views(self) -> int:
+        """Views per state of :func:`dataset_rig`: one every ``dataset_azimuth_step_deg`` around (12 by default)."""
+        return round(360.0 / self.dataset_azimuth_step_deg)
+
 
 DEFAULT_RIG = RigConfig()
 
@@ -177,10 +182,9 @@ def canonical_rig(resolution: int, rig: RigConfig = DEFAULT_RIG) -> list[Camera]
 
 
 def dataset_rig(resolution: int, rig: RigConfig = DEFAULT_RIG) -> list[Camera]:
-    """12 views per state: an azimuth every 30 degrees, elevations alternating."""
-    n = round(360.0 / rig.dataset_azimuth_step_deg)
+    """``rig.num_dataset_views`` views per state (12 by default): an azimuth every step, elevations alternating."""
     return [orbit_camera(i * rig.dataset_azimuth_step_deg, rig.dataset_elevations_deg[i % 2], rig.radius,
-                         rig.fov_deg, resolution, name=f"dataset{i}") for i in range(n)]
+                         rig.fov_deg, resolution, name=f"dataset{i}") for i in range(rig.num_dataset_views)]
 
 
 def evaluation_view_indices(rig: RigConfig = DEFAULT_RIG, count: int = 8) -> list[int]:
@@ -188,7 +192,7 @@ def evaluation_view_indices(rig: RigConfig = DEFAULT_RIG, count: int = 8) -> lis
 
     With the default rig these are the 8 views whose azimuth is not a multiple of 90 degrees.
     """
-    n = round(360.0 / rig.dataset_azimuth_step_deg)
+    n = rig.num_dataset_views
     inputs = [(a + rig.canonical_azimuth_offset_deg) % 360.0 for a in (0.0, 90.0, 180.0, 270.0)]
 
     def gap(i: int) -> float:

@@ -25,7 +25,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from partrm_gym.cameras import dataset_rig
 from partrm_gym.errors import UserError
 from partrm_gym.gaussians import SPLATTER_CHANNELS
 from partrm_gym.io import atomic_write_bytes
@@ -158,7 +157,7 @@ class DatasetShapes:
     def of(cls, cfg: Any) -> DatasetShapes:
         """From a :class:`~partrm_gym.train.data_config.DataConfig`."""
         return cls(cfg.input_resolution, cfg.view_resolution, cfg.splatter_resolution,
-                   len(dataset_rig(1, cfg.rig)), cfg.max_drags)
+                   cfg.rig.num_dataset_views, cfg.max_drags)
 
     @property
     def splatter(self) -> tuple[int, ...]:

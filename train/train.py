@@ -118,7 +118,7 @@ def compute_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: Tr
 @torch.no_grad()
 def validate(model: torch.nn.Module, dataset: PartDragDataset, cfg: TrainConfig, device: torch.device,
              out_png: Path | None) -> float:
-    """Mean PSNR of the next state over all 12 views of the first ``eval_pairs`` validation pairs; stage 3:
+    """Mean PSNR of the next state over all dataset views of the first ``eval_pairs`` validation pairs; stage 3:
     the share (%) of visible reconstructed Gaussians whose movable/static label the articulation head gets right."""
     if cfg.stage == 3:
         return validate_articulation(model, dataset, cfg, device)
@@ -132,8 +132,8 @@ def validate(model: torch.nn.Module, dataset: PartDragDataset, cfg: TrainConfig,
         rgb, _ = render_views(pred, batch["viewmats"], batch["Ks"], target.shape[-1], target.shape[-2])
         scores.append(float(psnr(rgb.clamp(0, 1), target)))
         if out_png is not None and i < 4:
-            rows.append([to_uint8_image(target[0, v]) for v in range(0, 12, 3)]
-                        + [to_uint8_image(rgb[0, v]) for v in range(0, 12, 3)])
+            views = range(0, target.shape[1], 3)  # every third dataset view
+            rows.append([to_uint8_image(target[0, v]) for v in views] + [to_uint8_image(rgb[0, v]) for v in views])
     if out_png is not None and rows:
         atomic_write_image(out_png, image_grid(rows))
     model.train()
