@@ -74,6 +74,16 @@ class DatasetError(UserError, RuntimeError):
     """A dataset file is missing or corrupt; the message names it and says how to repair it."""
 
 
+def object_dir(root: str | Path, object_id: str) -> Path:
+    """``root/objects/<object_id>``: where one object's files live (the reader, verify and datagen agree)."""
+    return Path(root) / OBJECTS_DIR / object_id
+
+
+def state_dir(root: str | Path, object_id: str, name: str) -> Path:
+    """``root/objects/<object_id>/states/<name>``: one state's PNGs and arrays."""
+    return object_dir(root, object_id) / STATES_DIR / name
+
+
 def state_name(part: int, index: int) -> str:
     return f"p{part}_s{index}"
 

@@ -47,7 +47,6 @@ from partrm_gym.train.data_format import (
     MANIFEST_FILE,
     NUM_INPUT_VIEWS,
     OBJECT_FILE,
-    OBJECTS_DIR,
     PAIRS_FILE,
     PARTIAL_PREFIX,
     SHARDS_DIR,
@@ -60,6 +59,7 @@ from partrm_gym.train.data_format import (
     check_object_meta,
     foreign_entries,
     input_png,
+    object_dir,
     object_files,
     read_json,
     shard_file,
@@ -226,10 +226,6 @@ def _check_or_write_config(out: Path, cfg: DataConfig) -> None:
         atomic_write_text(path, text)
 
 
-def object_dir(out: Path, spec: ObjectSpec) -> Path:
-    return out / OBJECTS_DIR / spec.object_id
-
-
 def _present(folder: Path, files: list[str]) -> bool:
     """Every file exists and is non-empty (a cheap check: nothing is decoded)."""
     for rel in files:
@@ -244,7 +240,7 @@ def _present(folder: Path, files: list[str]) -> bool:
 def is_complete(out: Path, spec: ObjectSpec, cfg: DataConfig | None = None) -> bool:
     """Whether the object's folder holds a readable object.json and (given ``cfg``) every file it
     implies, non-empty. An object of another format version is an error, never regenerated."""
-    folder = object_dir(out, spec)
+    folder = object_dir(out, spec.object_id)
     path = folder / OBJECT_FILE
     if not path.is_file():
         return False
@@ -276,7 +272,7 @@ def _remove_unfinished(folder: Path, aside: Path) -> None:
 def _generate_one(cfg: DataConfig, out: Path, spec: ObjectSpec) -> tuple[int, bool]:
     """Generate one object into its ``.partial-*`` folder and rename it into place; returns its
     number of states and whether it replaced a complete-looking folder (a repair)."""
-    final = object_dir(out, spec)
+    final = object_dir(out, spec.object_id)
     partial = final.with_name(PARTIAL_PREFIX + spec.object_id)
     if partial.exists() or partial.is_symlink():  # left by a killed run: start this object again
         _remove_unfinished(partial, partial)
@@ -398,7 +394,7 @@ def run_shard(cfg: DataConfig, out: Path, shard: int = 0, num_shards: int = 1, p
 def _shard_summary(out: Path, specs: list[ObjectSpec], shard: int, num_shards: int) -> dict:
     objects = []
     for spec in specs:
-        meta = read_json(object_dir(out, spec) / OBJECT_FILE)
+        meta = read_json(object_dir(out, spec.object_id) / OBJECT_FILE)
         objects.append({"object_id": spec.object_id, "category": spec.category, "split": spec.split,
                         "num_states": len(meta["states"]), "num_pairs": meta["num_pairs"]})
     return {"shard": shard, "num_shards": num_shards, "objects": objects}

@@ -25,21 +25,21 @@ from partrm_gym.train.data_format import (
     MANIFEST_FILE,
     NUM_INPUT_VIEWS,
     OBJECT_FILE,
-    OBJECTS_DIR,
     PAIR_ARRAY_KEYS,
     PAIRS_FILE,
     STATE_ARRAY_KEYS,
     STATE_ARRAYS,
-    STATES_DIR,
     DatasetError,
     DatasetShapes,
     check_arrays,
     check_object_meta,
     check_pairs,
     input_png,
+    object_dir,
     read_json,
     read_npz,
     read_png,
+    state_dir,
     view_png,
 )
 from partrm_gym.train.losses import articulation_targets
@@ -99,7 +99,7 @@ class PartDragDataset(Dataset):
         self._pairs: dict[str, dict[str, np.ndarray]] = {}
         self._joints: dict[str, list[dict]] = {}
         for oid in sorted(self.objects):
-            meta_path, pairs_path = (self.root / OBJECTS_DIR / oid / f for f in (OBJECT_FILE, PAIRS_FILE))
+            meta_path, pairs_path = (object_dir(self.root, oid) / f for f in (OBJECT_FILE, PAIRS_FILE))
             meta = read_json(meta_path)
             names = check_object_meta(meta_path, meta)
             pairs = read_npz(pairs_path, PAIR_ARRAY_KEYS)
@@ -123,7 +123,7 @@ class PartDragDataset(Dataset):
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        sdir = self.root / OBJECTS_DIR / object_id / STATES_DIR / name
+        sdir = state_dir(self.root, object_id, name)
         joints = self._joints[object_id]
         arrays = read_npz(sdir / STATE_ARRAYS, STATE_ARRAY_KEYS)
         check_arrays(sdir / STATE_ARRAYS, arrays, self.shapes.state_arrays(len(joints)))

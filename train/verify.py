@@ -33,6 +33,7 @@ from partrm_gym.train.data_format import (
     check_pairs,
     foreign_entries,
     input_png,
+    object_dir,
     read_json,
     read_npz,
     read_png,
@@ -60,7 +61,7 @@ class _Report:
 
 def _check_object(root: Path, entry: dict, shapes: DatasetShapes, report: _Report) -> None:
     oid = entry["object_id"]
-    odir = root / OBJECTS_DIR / oid
+    odir = object_dir(root, oid)
 
     def check(fn, *args) -> None:
         try:
