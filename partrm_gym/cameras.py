@@ -12,9 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: a simulator-only user never loads it
+    import torch
 
 
 def pixel_index(uv: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -211,14 +214,19 @@ def evaluation_rig(resolution: int, rig: RigConfig = DEFAULT_RIG) -> list[Camera
 
 def plucker_rays(camera: Camera) -> torch.Tensor:
     """Plücker embedding (6, H, W) = (o × d, d) per pixel, as in LGM."""
+    import torch
+
     o, d = camera.rays()
     m = np.cross(o, d)
     return torch.from_numpy(np.concatenate([m, d], axis=-1).transpose(2, 0, 1).astype(np.float32))
 
 
 def stack_cameras(cameras: Sequence[Camera], device: torch.device | str = "cpu",
-                  dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-    """(viewmats (C, 4, 4), Ks (C, 3, 3)) tensors for the rasterizers."""
+                  dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(viewmats (C, 4, 4), Ks (C, 3, 3)) tensors for the rasterizers (``dtype`` default float32)."""
+    import torch
+
+    dtype = torch.float32 if dtype is None else dtype
     if len(cameras) == 0:
         raise ValueError("stack_cameras needs at least one camera")
     viewmats = torch.tensor(np.stack([c.world_to_cam for c in cameras]), dtype=dtype, device=device)

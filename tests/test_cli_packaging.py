@@ -60,7 +60,7 @@ def test_top_level_entry_points_load_lazily():
     import subprocess
     import sys
 
-    code = ("import sys, partrm_gym; assert 'torch' not in sys.modules; "
+    code = ("import sys, partrm_gym, partrm_gym.scene, partrm_gym.cameras; assert 'torch' not in sys.modules; "
             "from partrm_gym import WorldModel, Gaussians, rasterize, render_images, Scene; "
             "assert WorldModel.__name__ == 'WorldModel' and callable(rasterize) and 'torch' in sys.modules")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
