@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from partrm_gym.articulation import STATIC, ArticulatedState, GroupingConfig
+from partrm_gym.articulation import ArticulatedState, GroupingConfig
 from partrm_gym.articulation import solve_joint_value as solve_imagined_joint
 from partrm_gym.cameras import Camera, stack_cameras
 from partrm_gym.drags import to_pixels
@@ -294,14 +294,10 @@ class PartRMEnv(ArticulatedTaskEnv):
     def _move_grasped_part(self, drag: np.ndarray) -> bool:
         """Articulated step: the part under the drag start follows the drag end. False (a miss, as in the twin)
         when the drag starts off the object or on its static body."""
-        uv = to_pixels(drag[:2], self.camera)
-        z = self._depth[self.camera.pixel_index(uv)]
-        if not np.isfinite(z):
+        grasped = self.state.grasp(self.gaussians, self._depth, self.camera, to_pixels(drag[:2], self.camera))
+        if grasped is None:
             return False
-        point = self.camera.backproject(uv, np.asarray(z))
-        part = self.state.part_at_pixel(self.gaussians, self.camera, uv, float(z))
-        if part is None or part == STATIC:
-            return False
+        part, point = grasped
         target = to_pixels(drag[2:], self.camera)
         self.state.set_value(part, solve_imagined_joint(self.state.joints[part], point, target, self.camera))
         return True

@@ -38,6 +38,12 @@ REFINE_SAMPLES = 64  # a second, finer scan between the best value's neighbours
 DEFAULT_REVOLUTE_RANGE = (-math.pi / 2, math.pi / 2)
 DEFAULT_PRISMATIC_RANGE = (-0.5, 0.5)  # world units: the whole normalised object fits a 0.5 radius sphere
 GRASP_RADIUS_PX = 1.5  # a drag grasps the Gaussians whose centres project this close to its start pixel
+# A drag start where the reconstruction draws no surface (its silhouette is blurrier than the object's) is moved to
+# the nearest pixel that shows one within this distance; 0 turns it off.
+SNAP_RADIUS_PX = 1.5  # tuned with VOTE_DEPTH on training-split tasks (docs/articulation.md)
+# Among the grasp candidates, those within this depth (world units) of the one nearest the drawn surface vote for
+# the part (opacity-weighted); 0: that nearest candidate alone decides.
+VOTE_DEPTH = 0.03
 MIN_VISIBLE_OPACITY = 0.05  # fainter Gaussians cannot be seen, so they can neither be grasped nor be parts
 FLOATER_DISTANCE = 0.05  # world units: a Gaussian farther than this from every true surface point is a floater
 
@@ -168,7 +174,38 @@ class ArticulatedState:
         near = (g.opacities[0] > MIN_VISIBLE_OPACITY) & (z > 0) & ((proj - uv).norm(dim=1) <= radius_px)
         gap = torch.where(near, (z - depth).abs(), torch.full_like(z, torch.inf))
         i = int(gap.argmin())  # one number comes back to the host, no per-Gaussian copy
-        return int(self.labels[i]) if bool(near[i]) else None
+        if not bool(near[i]):
+            return None
+        if VOTE_DEPTH > 0:  # the surface layer under the pixel votes, weighted by opacity
+            voters = near & (gap <= gap[i] + VOTE_DEPTH)  # the candidate nearest the surface always votes
+            labels, weights = self.labels[voters], g.opacities[0][voters].double()
+            parts = torch.unique(labels)
+            totals = torch.stack([weights[labels == k].sum() for k in parts])
+            return int(parts[int(totals.argmax())])
+        return int(self.labels[i])
+
+    def grasp(self, current: Gaussians, depth: np.ndarray, camera: Camera, uv: np.ndarray
+              ) -> tuple[int, np.ndarray] | None:
+        """The part a drag starting at pixel ``uv`` grasps and the grasped 3D point, or None (a miss: off the
+        imagined surface, or on the static body). ``current`` is :meth:`gaussians` and ``depth`` (H, W) its
+        render in ``camera`` (inf where no surface is drawn). The world-model env's step and the planner's
+        scoring both use it, so the planner imagines exactly what the env will do."""
+        uv = np.asarray(uv, dtype=np.float64)
+        z = float(depth[camera.pixel_index(uv)])
+        if not np.isfinite(z) and SNAP_RADIUS_PX > 0:
+            rows, cols = np.nonzero(np.isfinite(depth))
+            if len(rows):
+                centres = np.stack([cols + 0.5, rows + 0.5], axis=1)
+                d = np.linalg.norm(centres - uv, axis=1)
+                k = int(d.argmin())
+                if d[k] <= SNAP_RADIUS_PX:
+                    uv, z = centres[k], float(depth[rows[k], cols[k]])
+        if not np.isfinite(z):
+            return None
+        part = self.part_at_pixel(current, camera, uv, z)
+        if part is None or part == STATIC:
+            return None
+        return part, camera.backproject(uv, np.asarray(z))
 
 
 def solve_joint_value(joint: PartJoint, point: np.ndarray, target_uv: np.ndarray, camera: Camera) -> float:

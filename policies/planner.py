@@ -125,12 +125,10 @@ class ImaginationPlanner:
             joint = state.joints[part]
             for i, a in enumerate(actions):
                 drag = decode_action(a)
-                uv = to_pixels(drag[:2], camera)
-                z = depth[camera.pixel_index(uv)]
-                if not np.isfinite(z) or state.part_at_pixel(current, camera, uv, float(z)) != part:
+                grasped = state.grasp(current, depth, camera, to_pixels(drag[:2], camera))
+                if grasped is None or grasped[0] != part:
                     continue
-                point = camera.backproject(uv, np.asarray(z))
-                value = solve_joint_value(joint, point, to_pixels(drag[2:], camera), camera)
+                value = solve_joint_value(joint, grasped[1], to_pixels(drag[2:], camera), camera)
                 scores[i] = abs((value - lower) / (upper - lower) - task["goal_fraction"])
                 hit[i] = True
             return scores, hit

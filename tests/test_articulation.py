@@ -160,3 +160,35 @@ def test_reconstruction_labels_follow_the_nearest_true_surface():
     labels = reconstruction_part_labels(recon, gt, gt_part)
     expected = torch.tensor([[[1, INVISIBLE, 1], [0, 0, 0]]])
     assert torch.equal(labels, expected)  # labels come from where a Gaussian is, not from its pixel
+
+
+def test_grasp_snaps_to_the_drawn_surface_and_the_surface_layer_votes(monkeypatch):
+    """A drag start just off the imagined silhouette is moved onto it; the Gaussians of the surface layer under
+    the pixel vote (opacity-weighted) for the part, rather than the single one nearest the drawn depth."""
+    import partrm_gym.articulation as art
+
+    camera = observation_camera(TaskConfig(resolution=32))
+    centre = np.array([16.5, 16.5])
+    depth_here = 1.5
+    point = camera.backproject(centre, np.asarray(depth_here))
+    toward = (camera.backproject(centre, np.asarray(depth_here + 1.0)) - point)
+    toward /= np.linalg.norm(toward)
+    # three Gaussians on the same pixel ray: static one nearest the drawn depth, two of part 0 1 cm behind it
+    means = torch.tensor(np.stack([point, point + 0.01 * toward, point + 0.012 * toward]), dtype=torch.float32)[None]
+    quats = torch.tensor([[[1.0, 0, 0, 0]] * 3])
+    g = Gaussians(means, torch.tensor([[0.3, 0.4, 0.4]]), torch.full((1, 3, 3), 0.01), quats, torch.rand(1, 3, 3))
+    labels = torch.tensor([STATIC, 0, 0])
+    state = ArticulatedState(g, labels, [PartJoint("prismatic", np.array([1.0, 0, 0]), np.zeros(3), -0.5, 0.5, 0.0)])
+    depth = np.full((32, 32), np.inf, dtype=np.float32)
+    depth[16, 16] = depth_here  # the one pixel with a surface
+    monkeypatch.setattr(art, "VOTE_DEPTH", 0.0)
+    monkeypatch.setattr(art, "SNAP_RADIUS_PX", 0.0)
+    assert state.grasp(g, depth, camera, centre) is None  # the nearest alone: static, a miss
+    assert state.grasp(g, depth, camera, centre + [1.2, 0.0]) is None  # off the surface, no snapping
+    monkeypatch.setattr(art, "VOTE_DEPTH", 0.03)
+    part, grasped = state.grasp(g, depth, camera, centre)
+    assert part == 0 and np.allclose(grasped, point, atol=1e-6)  # the layer votes 0.8 against 0.3
+    monkeypatch.setattr(art, "SNAP_RADIUS_PX", 1.5)
+    part, grasped = state.grasp(g, depth, camera, centre + [1.2, 0.0])
+    assert part == 0 and np.allclose(grasped, point, atol=1e-6)  # moved onto the surface pixel's centre
+    assert state.grasp(g, depth, camera, centre + [3.0, 0.0]) is None  # too far to snap
