@@ -234,10 +234,9 @@ def _sample_object(cfg: TaskConfig, rng: np.random.Generator) -> tuple[str, int,
     scene = Scene.from_partnet(entry.folder)
     names = entry.parts_for(category)
     joints = [k for k, j in enumerate(scene.joints) if j.semantic in names] or scene.task_joints()
-    seed = int(entry.object_id) if entry.object_id.isdigit() else int.from_bytes(entry.object_id.encode()[:6], "big")
     if category == "any":
         category = real_category(entry, scene.joints[joints[0]].semantic)
-    return category, seed, scene, joints, {"partnet_folder": str(entry.folder), "partnet_id": entry.object_id}
+    return category, entry.seed, scene, joints, {"partnet_folder": str(entry.folder), "partnet_id": entry.object_id}
 
 
 def sample_task(cfg: TaskConfig, rng: np.random.Generator) -> tuple[Task, Scene]:

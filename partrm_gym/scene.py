@@ -235,7 +235,6 @@ class Scene:
             raise FileNotFoundError(f"URDF not found: {urdf_path}")
         validate_urdf(urdf_path)  # AssetError naming the file, element and problem, before PyBullet prints its own
         self.urdf_path = urdf_path
-        self.source_folder: Path | None = None  # a PartNet-Mobility object's folder (its URDF is a coloured copy)
         self.category = category
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         with captured_native_output() as out:
@@ -254,9 +253,7 @@ class Scene:
             detected = self.front_yaw_deg()
             self.base_yaw_deg = detected if detected is not None else PARTNET_FRONT_YAW_DEG
             self._base_orn = p.getQuaternionFromEuler((0.0, 0.0, math.radians(self.base_yaw_deg)))
-            self.client.removeBody(self.body)
-            self.body = self._load(1.0, np.zeros(3))
-            self.joints = self._read_joints(semantics)
+            self._reload(semantics)
         if normalize:
             self._normalise(semantics)
 
@@ -294,7 +291,6 @@ class Scene:
             tmp.cleanup()
             raise
         scene._tmpdir = tmp
-        scene.source_folder = obj.folder
         return scene
 
     def task_joints(self) -> list[int]:
@@ -397,9 +393,14 @@ class Scene:
             factor = NORMALISED_RADIUS * (1.0 - NORMALISE_TOLERANCE) / radius
             self.offset = (self.offset - centre) * factor
             self.scale *= factor
-            self.client.removeBody(self.body)
-            self.body = self._load(self.scale, self.offset)
-            self.joints = self._read_joints(semantics)
+            self._reload(semantics)
+
+    def _reload(self, semantics: dict[str, str]) -> None:
+        """Load the body again with the current base orientation, scale and offset (PyBullet cannot change
+        them on a loaded body)."""
+        self.client.removeBody(self.body)
+        self.body = self._load(self.scale, self.offset)
+        self.joints = self._read_joints(semantics)
 
     def _bounding_sphere(self) -> tuple[np.ndarray, float]:
         """Centre and radius of a sphere containing every link's AABB at sampled joint states."""

@@ -115,7 +115,7 @@ class ImaginationPlanner:
         goal_value = lower + task["goal_fraction"] * (upper - lower)
         part = find_task_part(state, camera, goal, task["joint_value"], goal_value, (lower, upper))
         current = state.gaussians()
-        image, depth = (x[0] for x in render_images(current, [camera]))
+        depth = render_images(current, [camera]).depth[0]
         now = abs(task["joint_fraction"] - task["goal_fraction"])
 
         def score(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

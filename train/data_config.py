@@ -136,9 +136,8 @@ def plan_objects(cfg: DataConfig) -> list[ObjectSpec]:
 
         for entry in find_partnet_objects(cfg.partnet_root):
             if entry.task_parts:
-                seed = int(entry.object_id) if entry.object_id.isdigit() else 0
-                specs.append(ObjectSpec(real_category(entry, entry.task_parts[0]), seed, entry.split,  # type: ignore[arg-type]
-                                        partnet_id=entry.folder.name))
+                specs.append(ObjectSpec(real_category(entry, entry.task_parts[0]), entry.seed, entry.split,  # type: ignore[arg-type]
+                                        partnet_id=entry.object_id))
     return specs
 
 

@@ -96,7 +96,7 @@ def _partnet_folder(cfg: DataConfig, spec: ObjectSpec) -> Path:
     from partrm_gym.assets.partnet_root import find_partnet_objects
 
     for entry in find_partnet_objects(cfg.partnet_root):
-        if entry.folder.name == spec.partnet_id:
+        if entry.object_id == spec.partnet_id:
             return entry.folder
     raise UsageError(f"PartNet-Mobility object {spec.partnet_id} is no longer under {cfg.partnet_root}; restore it "
                      "or generate into a new folder")

@@ -51,11 +51,12 @@ def compare(env_name: str, policy_name: str, steps: int, seed: int, out: Path, m
             imagined.step(action)
             obs_sim, *_ = twin.step(action)
         im_rgb, _ = imagined.render_camera(cams)
-        sim_rgb = np.stack([twin.scene.render(c).rgb for c in cams])
+        sim_frames = [twin.scene.render(c) for c in cams]
+        sim_rgb = np.stack([f.rgb for f in sim_frames])
         a, b = im_rgb.astype(np.float32) / 255, sim_rgb.astype(np.float32) / 255
         g = imagined.gaussians
         centres, weights = visible_points(g.means[0].cpu().numpy(), g.opacities[0].cpu().numpy(), rng)
-        sim_pts = simulator_points(np.stack([twin.scene.render(c).depth for c in cams]), cams, rng)
+        sim_pts = simulator_points(np.stack([f.depth for f in sim_frames]), cams, rng)
         rows.append({"step": step, "psnr": float(psnr(_t(a), _t(b))),
                      "ssim": float(np.mean([ssim(a[i], b[i]) for i in range(len(cams))])),
                      "chamfer": chamfer_distance(centres, sim_pts, weights_a=weights) if len(centres) else float("nan"),

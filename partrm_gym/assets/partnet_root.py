@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from partrm_gym.assets.partnet import TASK_SEMANTICS, read_semantics
+from partrm_gym.assets.partnet import TASK_SEMANTICS, AssetError, read_semantics
 from partrm_gym.errors import UsageError
 
 URDF_NAME = "mobility.urdf"
@@ -67,6 +67,14 @@ class PartNetEntry:
     def split(self) -> str:
         return partnet_split(self.object_id, self.partnet_category)
 
+    @property
+    def seed(self) -> int:
+        """The number that stands for the object where a seed is reported (``info["object_seed"]``, datasets):
+        its id when the id is a number (PartNet-Mobility's are), else a stable hash of it."""
+        if self.object_id.isdigit():
+            return int(self.object_id)
+        return int.from_bytes(hashlib.sha256(self.object_id.encode()).digest()[:6], "big")
+
     def parts_for(self, category: str) -> tuple[str, ...]:
         """Its task parts that a task of env ``category`` ("any": every category) moves."""
         if category == "any":
@@ -105,7 +113,7 @@ def _entry(folder: Path) -> PartNetEntry:
             category = str(data.get("model_cat", category))
     try:
         semantics = read_semantics(folder / "semantics.txt")
-    except Exception:
+    except (AssetError, OSError, UnicodeDecodeError):  # loading the object names the problem
         semantics = {}
     parts = tuple(sorted({name for _, name in semantics.values() if name in TASK_SEMANTICS}))
     return PartNetEntry(folder, object_id, category, parts)

@@ -9,16 +9,14 @@ dilation, so sub-pixel and edge-on Gaussians fade) or "classic" (the original 3D
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
 
+from partrm_gym.cameras import Camera, stack_cameras
 from partrm_gym.gaussians import Gaussians
 from partrm_gym.rendering.torch_rasterizer import RASTERIZE_MODES, RasterizeMode, rasterize_torch
-
-if TYPE_CHECKING:
-    from partrm_gym.cameras import Camera
 
 Backend = Literal["auto", "torch", "gsplat"]
 # White: the simulator's background. Every render compared with a simulator image (observations, goal images,
@@ -115,8 +113,6 @@ def render_images(gaussians: Gaussians, cameras: list[Camera],
         g = Gaussians.from_splatter(splatter)           # splatter: [1, V, 14, h, w]
         rgb, depth = render_images(g, [camera])
     """
-    from partrm_gym.cameras import stack_cameras
-
     if gaussians.batch_size != 1:
         raise ValueError(f"render_images takes one scene (B = 1), got B = {gaussians.batch_size}")
     device = gaussians.means.device

@@ -139,9 +139,8 @@ def run_rollouts(episodes: int, steps: int, policy: str, transition: str, model_
             if imagined.state is not None:
                 reset_scores["label_accuracy"], reset_scores["movable_accuracy"] = label_accuracy(
                     imagined.state.labels, oracle.labels, base.opacities[0])
-                seen = imagined.part_labels()[0]
-                task = seen == imagined.task_part if imagined.task_part is not None else np.zeros_like(seen, bool)
-                reset_scores["task_iou"] = mask_iou(task, twin._frame.part_mask(twin.scene.joints[k]))
+                reset_scores["task_iou"] = mask_iou(imagined.task_part_mask(),
+                                                    twin._frame.part_mask(twin.scene.joints[k]))
             for step in range(1, steps + 1):
                 action = actor(obs) if actor is not None else _random_drag_on_part(twin, rng)
                 obs, _, _, _, tinfo = twin.step(action)
