@@ -243,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     from partrm_gym.app.bench.all import PARTS
 
     p.add_argument("what", choices=["all", *(part.name for part in PARTS)])
-    p.add_argument("--model", default=None, help="envs: checkpoint folder (default: the bundled model)")
+    p.add_argument("--model", default=None,
+                   help="envs, rollout, actions: world-model checkpoint folder (default: the bundled model)")
     p.add_argument("--out", default=None, help="also write the table to this Markdown file")
     p.add_argument("--repeats", type=positive_int, default=10)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
