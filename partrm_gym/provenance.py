@@ -26,9 +26,13 @@ def git_commit() -> str | None:
 
 
 def provenance(dataset: str | Path | None = None, metrics: dict[str, Any] | None = None,
-               commit: str | None = None) -> dict[str, Any]:
+               commit: str | None = None, extra_datasets: tuple[str | Path, ...] = ()) -> dict[str, Any]:
     """``commit``: the code version the result was produced with (default: HEAD now). Long jobs pass the
-    commit they started from, since the checkout may move on while they run."""
-    return {"partrm_gym_version": partrm_gym.__version__, "git_commit": commit or git_commit(),
-            "dataset": str(dataset) if dataset else None,
-            "dataset_hash": dataset_hash(dataset) if dataset else None, "metrics": metrics or {}}
+    commit they started from, since the checkout may move on while they run. ``extra_datasets``: more dataset
+    folders the result was trained on (``TrainConfig.extra_data``)."""
+    out = {"partrm_gym_version": partrm_gym.__version__, "git_commit": commit or git_commit(),
+           "dataset": str(dataset) if dataset else None,
+           "dataset_hash": dataset_hash(dataset) if dataset else None, "metrics": metrics or {}}
+    if extra_datasets:
+        out["extra_datasets"] = [{"dataset": str(d), "dataset_hash": dataset_hash(d)} for d in extra_datasets]
+    return out

@@ -54,3 +54,17 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
         raise RuntimeError("killed mid-write")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]  # no temp file left behind
+
+
+def test_every_shipped_training_config_is_valid():
+    from pathlib import Path
+
+    from partrm_gym.train.train_config import TrainConfig
+
+    shipped = sorted((Path(__file__).parents[1] / "configs" / "train").glob("*.yaml"))
+    assert len(shipped) >= 6
+    for path in shipped:
+        cfg = load_config(TrainConfig, path)
+        assert cfg.stage in (0, 1, 2, 3), path
+    mixed = load_config(TrainConfig, Path(__file__).parents[1] / "configs" / "train" / "tiny_stage2_real.yaml")
+    assert mixed.extra_data == ("data/real",)

@@ -196,3 +196,34 @@ def test_stage3_trains_the_head_alone_on_the_models_own_reconstruction(setup):
     visible = splatter[0, :, 3] > 0.05
     assert torch.equal(item["part_recon"] >= 0, visible)
     assert item["features_src"].shape[:2] == (4, MINI.up_channels[-1])
+
+
+def test_extra_data_trains_on_several_datasets_and_refuses_ones_that_do_not_fit(setup, tmp_path):
+    import json
+
+    from partrm_gym.train.data_format import DatasetError
+    from partrm_gym.train.dataset import PartDragDataset, training_pairs
+
+    def generate(name, **changes):
+        run_shard(DataConfig(**{**DATA, "categories": ("storage_drawer",), "test_category": "oven", **changes}),
+                  tmp_path / name, progress=False)
+        merge_manifest(tmp_path / name)
+        return tmp_path / name
+
+    other = generate("other")
+    mixed = training_pairs([setup / "data", other], "train")
+    first, second = PartDragDataset(setup / "data", "train"), PartDragDataset(other, "train")
+    assert len(mixed) == len(first) + len(second)
+    assert set(mixed.objects) == set(first.objects) | set(second.objects)
+    assert torch.equal(mixed[len(mixed) - 1]["splatter_dst"], second[len(second) - 1]["splatter_dst"])
+    assert mixed.category(0) == first.category(0) and mixed.category(len(first)) == "storage_drawer"
+
+    assert train_main([str(_config(setup, "mix", stage=0, steps=2, extra_data=[str(other)]))]) == 0
+    prov = json.loads((setup / "mix" / "final" / "provenance.json").read_text())
+    assert prov["dataset"] == str(setup / "data") and prov["extra_datasets"][0]["dataset"] == str(other)
+    assert prov["extra_datasets"][0]["dataset_hash"]
+
+    with pytest.raises(DatasetError, match="in both"):
+        training_pairs([setup / "data", setup / "data"])
+    with pytest.raises(DatasetError, match="rig or resolutions"):
+        training_pairs([setup / "data", generate("finer", categories=("refrigerator",), input_resolution=32)])

@@ -170,3 +170,54 @@ class PartDragDataset(Dataset):
             "viewmats": self.viewmats,
             "Ks": self.Ks,
         }
+
+
+class MixedPartDragDataset(Dataset):
+    """The training pairs of several datasets as one (``TrainConfig.extra_data``): for example procedural objects
+    beside real PartNet-Mobility ones, each generated (and resumable) on its own. Items, states and cameras are
+    those of :class:`PartDragDataset`; the datasets must share their rig and resolutions (so one Plücker map and
+    one set of view cameras fit every item) and no object id."""
+
+    def __init__(self, datasets: list[PartDragDataset]) -> None:
+        if not datasets:
+            raise ValueError("MixedPartDragDataset needs at least one dataset")
+        first = datasets[0]
+        owner: dict[str, PartDragDataset] = {}
+        for d in datasets:
+            if d.shapes != first.shapes or not all(torch.equal(a, b) for a, b in (
+                    (d.plucker, first.plucker), (d.viewmats, first.viewmats), (d.Ks, first.Ks))):
+                raise DatasetError(f"{d.root}: its rig or resolutions differ from {first.root}'s; datasets trained "
+                                   "together must be generated with the same `rig` and resolutions")
+            if not len(d):
+                raise DatasetError(f"{d.root}: no pairs in this split; drop it from the datasets trained together")
+            for oid in d.objects:
+                if oid in owner:
+                    raise DatasetError(f"object {oid!r} is in both {owner[oid].root} and {d.root}; datasets trained "
+                                       "together must not share objects")
+                owner[oid] = d
+        self.datasets, self._owner = datasets, owner
+        self.config, self.input_cameras, self.shapes = first.config, first.input_cameras, first.shapes
+        self.plucker, self.viewmats, self.Ks = first.plucker, first.viewmats, first.Ks
+        self.objects = {oid: d.objects[oid] for oid, d in owner.items()}
+        self.items = [item for d in datasets for item in d.items]
+        self._where = [(d, k) for d in datasets for k in range(len(d))]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def category(self, index: int) -> str:
+        d, k = self._where[index]
+        return d.category(k)
+
+    def state(self, object_id: str, name: str) -> dict[str, torch.Tensor]:
+        return self._owner[object_id].state(object_id, name)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        d, k = self._where[index]
+        return d[k]
+
+
+def training_pairs(roots: list[str | Path], split: str = "train") -> PartDragDataset | MixedPartDragDataset:
+    """The ``split`` pairs of one dataset folder, or of several trained together."""
+    datasets = [PartDragDataset(root, split) for root in roots]
+    return datasets[0] if len(datasets) == 1 else MixedPartDragDataset(datasets)

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from partrm_gym.articulation import FLOATER_DISTANCE, MIN_VISIBLE_OPACITY, STATIC, nearest_surface_labels
 from partrm_gym.gaussians import OPACITY, XYZ
-from partrm_gym.train.dataset import PartDragDataset
+from partrm_gym.train.dataset import MixedPartDragDataset, PartDragDataset
 from partrm_gym.train.losses import articulation_targets
 
 INVISIBLE = -1  # label of a reconstructed Gaussian too faint to be seen: not scored by the loss
@@ -56,7 +56,8 @@ class FrozenReconstructions(Dataset):
     (4, 11, h, w) the head's targets at the reconstructed positions.
     """
 
-    def __init__(self, dataset: PartDragDataset, model: torch.nn.Module, device: torch.device | str = "cpu") -> None:
+    def __init__(self, dataset: PartDragDataset | MixedPartDragDataset, model: torch.nn.Module,
+                 device: torch.device | str = "cpu") -> None:
         self.dataset, self.model, self.device = dataset, model, torch.device(device)
         self._cache: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
 

@@ -35,7 +35,7 @@ from partrm_gym.model.config import ModelConfig
 from partrm_gym.model.partrm import PartRM
 from partrm_gym.preview import image_grid, to_uint8_image
 from partrm_gym.provenance import git_commit, provenance
-from partrm_gym.train.dataset import PartDragDataset
+from partrm_gym.train.dataset import MixedPartDragDataset, PartDragDataset, training_pairs
 from partrm_gym.train.losses import articulation_loss, render_loss, render_views, splatter_loss
 from partrm_gym.train.reconstructions import FrozenReconstructions
 from partrm_gym.train.train_config import TrainConfig, add_train_arguments
@@ -56,7 +56,8 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 class StepBatches:
     """The batch of global step ``s`` for this rank, from DistributedSampler's epoch permutations."""
 
-    def __init__(self, dataset: PartDragDataset, per_rank: int, rank: int, world: int, seed: int) -> None:
+    def __init__(self, dataset: PartDragDataset | MixedPartDragDataset, per_rank: int, rank: int, world: int,
+                 seed: int) -> None:
         self.dataset, self.per_rank = dataset, per_rank
         self.sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed,
                                           drop_last=True)
@@ -187,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     generator = torch.Generator().manual_seed(cfg.seed)  # same on every rank: the same views are rendered
 
     # -- data -------------------------------------------------------------------------------------------
-    train_set = PartDragDataset(cfg.data, "train")
+    train_set = training_pairs([cfg.data, *cfg.extra_data], "train")  # more than one folder: trained together
     val_set = PartDragDataset(cfg.data, "val")
     batches = StepBatches(train_set, cfg.batch_size // world, rank, world, cfg.seed)
 
@@ -252,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
         def write_model(folder: Path) -> None:
             save_checkpoint(model, model_cfg, folder, provenance(cfg.data, {"stage": cfg.stage, "step": step,
                                                                              val_metric_name(cfg.stage): val_psnr},
-                                                            start_commit))
+                                                            start_commit, cfg.extra_data))
 
         save_training_state(run_dir, step, write_model, optimizer, {"val_psnr": val_psnr})
 
@@ -306,7 +307,7 @@ def run(args: argparse.Namespace) -> int:
         final = run_dir / "final"
         save_checkpoint(model, model_cfg, final, provenance(cfg.data, {"stage": cfg.stage, "steps": cfg.steps,
                                                                         val_metric_name(cfg.stage): val_psnr},
-                                                       start_commit))
+                                                       start_commit, cfg.extra_data))
         atomic_write_json(run_dir / "summary.json", {"stage": cfg.stage, "steps": cfg.steps, "val_psnr": val_psnr,
                                                      "final_checkpoint": str(final)})
         metric = f"val part accuracy {val_psnr:.1f}%" if cfg.stage == 3 else f"val PSNR {val_psnr:.2f} dB"

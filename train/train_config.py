@@ -12,7 +12,10 @@ class TrainConfig:
     # 3: articulation (part labels and joints of the current state; only the articulation head trains)
     stage: int = 1
     model: str = "model/tiny"  # model config (shipped name or YAML path); ignored when init_from is set
-    data: str = "data/default"  # dataset folder
+    data: str = "data/default"  # dataset folder (its val split validates)
+    # more dataset folders whose train splits are trained on beside data's (e.g. real objects beside procedural
+    # ones); they must share data's rig and resolutions
+    extra_data: tuple[str, ...] = ()
     init_from: str | None = None  # checkpoint folder of the previous stage
     out: str = "runs/tiny_stage1"
     seed: int = 0
