@@ -223,6 +223,10 @@ def test_extra_data_trains_on_several_datasets_and_refuses_ones_that_do_not_fit(
     assert prov["dataset"] == str(setup / "data") and prov["extra_datasets"][0]["dataset"] == str(other)
     assert prov["extra_datasets"][0]["dataset_hash"]
 
+    from partrm_gym.train.dataset import MixedPartDragDataset
+
+    with pytest.raises(DatasetError, match="no pairs in this split"):
+        MixedPartDragDataset([first, PartDragDataset(other, "train", categories=["laptop"])])
     with pytest.raises(DatasetError, match="in both"):
         training_pairs([setup / "data", setup / "data"])
     with pytest.raises(DatasetError, match="rig or resolutions"):

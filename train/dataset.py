@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from partrm_gym.cameras import canonical_rig, dataset_rig, plucker_rays, stack_cameras
 from partrm_gym.config import from_dict
@@ -172,11 +172,11 @@ class PartDragDataset(Dataset):
         }
 
 
-class MixedPartDragDataset(Dataset):
+class MixedPartDragDataset(ConcatDataset):
     """The training pairs of several datasets as one (``TrainConfig.extra_data``): for example procedural objects
     beside real PartNet-Mobility ones, each generated (and resumable) on its own. Items, states and cameras are
-    those of :class:`PartDragDataset`; the datasets must share their rig and resolutions (so one Plücker map and
-    one set of view cameras fit every item) and no object id."""
+    those of :class:`PartDragDataset` (``ConcatDataset`` routes an index to its dataset); the datasets must share
+    their rig and resolutions (so one Plücker map and one set of view cameras fit every item) and no object id."""
 
     def __init__(self, datasets: list[PartDragDataset]) -> None:
         if not datasets:
@@ -195,26 +195,18 @@ class MixedPartDragDataset(Dataset):
                     raise DatasetError(f"object {oid!r} is in both {owner[oid].root} and {d.root}; datasets trained "
                                        "together must not share objects")
                 owner[oid] = d
-        self.datasets, self._owner = datasets, owner
+        super().__init__(datasets)
+        self._owner = owner
         self.config, self.input_cameras, self.shapes = first.config, first.input_cameras, first.shapes
         self.plucker, self.viewmats, self.Ks = first.plucker, first.viewmats, first.Ks
         self.objects = {oid: d.objects[oid] for oid, d in owner.items()}
         self.items = [item for d in datasets for item in d.items]
-        self._where = [(d, k) for d in datasets for k in range(len(d))]
-
-    def __len__(self) -> int:
-        return len(self.items)
 
     def category(self, index: int) -> str:
-        d, k = self._where[index]
-        return d.category(k)
+        return self.objects[self.items[index].object_id]["category"]
 
     def state(self, object_id: str, name: str) -> dict[str, torch.Tensor]:
         return self._owner[object_id].state(object_id, name)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        d, k = self._where[index]
-        return d[k]
 
 
 def training_pairs(roots: list[str | Path], split: str = "train") -> PartDragDataset | MixedPartDragDataset:
