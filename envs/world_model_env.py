@@ -20,7 +20,9 @@ Two transitions (``transition=``):
   from renders of the previous prediction. It drifts over several steps (docs/experiment.md).
 
 Observations (``image``, ``goal``) are renders of the imagined current and goal states in the
-observation camera, so the reward (shared with the twin) compares like with like. A drag that
+observation camera. In the articulated transition the goal image is the imagined state with the task
+part at its goal value, so, as in the twin, the observation equals the goal image exactly when the
+task is solved. A drag that
 grasps no movable part moves nothing (``info["missed"]``, as in the twin).
 """
 
@@ -80,7 +82,9 @@ class PartRMEnv(ArticulatedTaskEnv):
 
     ## Observation Space
     ``Dict(image=Box(0, 255, (resolution, resolution, 3), uint8), goal=<same>)``: the imagined current
-    state and the imagined goal state rendered in the observation camera (white background).
+    state and the imagined goal state rendered in the observation camera (white background). The articulated
+    transition's goal is its reset state with the task part at the goal value (the goal's own reconstruction
+    only picks the task part); the regenerate transition's is the goal's reconstruction.
 
     ## Rewards
     From :meth:`evaluate`: with e = |q - q_goal| / range of the imagined task joint (articulated
@@ -180,10 +184,11 @@ class PartRMEnv(ArticulatedTaskEnv):
         self._start_value, self._goal_value = float(task.initial[task.joint]), float(task.goal[task.joint])
         initial, goal = prediction
         if self.transition == "articulated":
-            self._goal_image = render_images(goal.base, [self.camera])[0][0]
+            reconstructed_goal = render_images(goal.base, [self.camera])[0][0]
             self.state = initial
-            self.task_part = find_task_part(self.state, self.camera, self._goal_image, self._start_value,
+            self.task_part = find_task_part(self.state, self.camera, reconstructed_goal, self._start_value,
                                             self._goal_value, self._limits)
+            self._goal_image = self._goal_of_state(reconstructed_goal)
         else:
             self.gaussians = initial
             self._goal_image = render_images(goal, [self.camera])[0][0]
@@ -291,6 +296,18 @@ class PartRMEnv(ArticulatedTaskEnv):
         rgb, depth = render_images(self.gaussians, [self.camera])
         self._image, self._depth = rgb[0], depth[0]
 
+    def _goal_of_state(self, reconstructed_goal: np.ndarray) -> np.ndarray:
+        """The goal observation of the articulated transition: the imagined state with the task part at its goal
+        value. Like the twin's goal image, it is what the observation shows exactly when the task is solved, so
+        image, reward and success agree (the goal's own reconstruction differs from the moved reset reconstruction
+        everywhere by reconstruction noise, which a policy reading pixels took for a difference to fix). Without a
+        task part, the goal's reconstruction."""
+        if self.task_part is None:
+            return reconstructed_goal
+        goal_state = self.state.copy()
+        goal_state.set_value(self.task_part, self._goal_value)
+        return render_images(goal_state.gaussians(), [self.camera])[0][0]
+
     def _move_grasped_part(self, drag: np.ndarray) -> bool:
         """Articulated step: the part under the drag start follows the drag end. False (a miss, as in the twin)
         when the drag starts off the object or on its static body."""
@@ -318,31 +335,33 @@ class PartRMEnv(ArticulatedTaskEnv):
 
 def find_task_part(state: ArticulatedState, camera: Camera, goal_image: np.ndarray, start_value: float,
                    goal_value: float, limits: tuple[float, float]) -> int | None:
-    """The part of ``state`` that is the task joint: the part (and axis sign) whose motion from ``start_value`` to
-    ``goal_value`` best reproduces ``goal_image`` (H, W, 3) uint8 in ``camera``. That part's joint takes the sign that
-    fitted, the task's ``limits`` and ``start_value`` as its start and current value (``state`` is changed in
-    place). None when the state has no part. The world-model env calls it at reset, the planner at every step."""
+    """The part of ``state`` that is the task joint: the part whose motion from ``start_value`` to ``goal_value``
+    best reproduces ``goal_image`` (H, W, 3) uint8 in ``camera``. That part's joint takes the task's ``limits`` and
+    ``start_value`` as its start and current value (``state`` is changed in place). None when the state has no
+    part. The world-model env calls it at reset, the planner at every step.
+
+    The axis keeps the sign the head predicted (the way the joint value grows). Fitting the sign to the goal image
+    as well was measured worse: a drawer pushed in looks much like a closed one, while one pulled out shows the
+    sides the reset views never saw (empty), so the image preferred the wrong sign for 9 of 20 held-out drawers,
+    the head for 1 of 20 (docs/articulation.md).
+    """
     goal = goal_image.astype(np.float32)
     best, best_err = None, np.inf
     delta = goal_value - start_value
-    for k, joint in enumerate(state.joints):
-        for sign in (1.0, -1.0):
-            trial = state.copy()
-            trial.joints[k].axis = joint.axis * sign
-            trial.joints[k].lower, trial.joints[k].upper = -np.inf, np.inf
-            trial.joints[k].value = trial.joints[k].start + delta
-            image = render_images(trial.gaussians(), [camera])[0][0].astype(np.float32)
-            err = float(np.abs(image - goal).mean())
-            if err < best_err:
-                best, best_err = (k, sign), err
+    for k in range(len(state.joints)):
+        trial = state.copy()
+        trial.joints[k].lower, trial.joints[k].upper = -np.inf, np.inf
+        trial.joints[k].value = trial.joints[k].start + delta
+        image = render_images(trial.gaussians(), [camera])[0][0].astype(np.float32)
+        err = float(np.abs(image - goal).mean())
+        if err < best_err:
+            best, best_err = k, err
     if best is None:
         return None
-    k, sign = best
-    joint = state.joints[k]
-    joint.axis = joint.axis * sign
+    joint = state.joints[best]
     joint.lower, joint.upper = limits
     joint.start = joint.value = start_value
-    return k
+    return best
 
 
 def render_part_labels(gaussians: Gaussians, labels: torch.Tensor, cameras: list) -> np.ndarray:

@@ -13,6 +13,7 @@ from partrm_gym.envs.world_model_env import PartRMEnv
 from partrm_gym.errors import UsageError
 from partrm_gym.model.partrm import PartRM
 from partrm_gym.model.world_model import WorldModel
+from partrm_gym.rendering import render_images
 
 MINI_ART = MINI  # with the articulation head
 NO_HEAD = replace(MINI, articulation_head=False)
@@ -67,6 +68,27 @@ def test_articulated_rollout_moves_only_the_grasped_part_and_never_changes_appea
             assert len(set(labels[changed].tolist())) == 1 and STATIC not in labels[changed].tolist()
         previous = now
     assert moved_steps >= 2  # the check above ran on real motion
+
+
+def test_articulated_goal_image_is_the_imagined_state_at_the_goal_value():
+    """As in the twin, the observation equals the goal image exactly when the imagined task joint is at its goal."""
+    torch.manual_seed(0)
+    env = PartRMEnv(world_model=WorldModel(PartRM(MINI_ART), MINI_ART), category="drawer", resolution=32)
+    request = env.prepare_reset(seed=3)
+    initial, _ = env.predict_resets([request])[0]
+    base = initial.base
+    x = base.means[0, :, 0]
+    labels = torch.where(x > x.median(), 0, STATIC)
+    labels[base.opacities[0] < 0.05] = STATIC
+    state = ArticulatedState(base, labels, [PartJoint("prismatic", np.array([1.0, 0.0, 0.0]), np.zeros(3), -0.5, 0.5,
+                                                      0.0)])
+    obs, info = env.finish_reset(request, (state, state.copy()))
+    assert env.task_part == 0
+    lower, upper = info["joint_limits"]
+    solved = env.state.copy()
+    solved.set_value(0, lower + info["goal_fraction"] * (upper - lower))
+    np.testing.assert_array_equal(obs["goal"], render_images(solved.gaussians(), [env.camera])[0][0])
+    assert not np.array_equal(obs["image"], obs["goal"])  # the task asks for a visible motion
 
 
 def test_api_checker_and_episode(env):
