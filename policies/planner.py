@@ -6,7 +6,8 @@ env) and reconstructs it once. Then it scores candidate drags:
 
 - **by imagined joint progress** (a model with the articulation head, an env that reports the task
   joint): the reconstruction becomes an articulated state, its task part is the part whose motion to
-  the goal value best reproduces the goal image (the world-model env's rule), and a candidate drag's
+  the goal value changes the pixels that differ between observation and goal image (the world-model
+  env's rule, :func:`~partrm_gym.envs.world_model_env.find_task_part`), and a candidate drag's
   score is the task joint's distance to ``goal_fraction`` after the drag — grasp and joint solve as in
   the articulated transition, so a whole CEM iteration costs no network call;
 - **by goal-image distance** otherwise (PartRM's regenerate transition): each candidate is propagated,
@@ -83,7 +84,7 @@ class ImaginationPlanner:
         views, _ = base.render_camera(self.model.input_cameras)
         task = base.evaluate()
         if self.model.has_articulation and "joint_fraction" in task:
-            score = self._joint_scorer(views, obs["goal"], task, camera)
+            score = self._joint_scorer(views, obs["image"], obs["goal"], task, camera)
         else:
             score = self._image_scorer(views, obs["goal"], camera)
         mean, std = self.prior(obs).astype(np.float64), np.full(4, self.cfg.init_std)
@@ -106,14 +107,14 @@ class ImaginationPlanner:
         self.last_scores = np.concatenate(scores_seen)
         return best_action.astype(np.float32)
 
-    def _joint_scorer(self, views: np.ndarray, goal: np.ndarray, task: dict,
+    def _joint_scorer(self, views: np.ndarray, image: np.ndarray, goal: np.ndarray, task: dict,
                       camera: Camera) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
         """Scores = |imagined task-joint fraction after the drag - goal fraction|; hit = the drag grasps the task
         part. One network call (the articulated reconstruction of the current views), none per candidate."""
         state = self.model.predict_articulated(views[None])[0]
         lower, upper = task["joint_limits"]
         goal_value = lower + task["goal_fraction"] * (upper - lower)
-        part = find_task_part(state, camera, goal, task["joint_value"], goal_value, (lower, upper))
+        part = find_task_part(state, camera, image, goal, task["joint_value"], goal_value, (lower, upper))
         current = state.gaussians()
         depth = render_images(current, [camera]).depth[0]
         now = abs(task["joint_fraction"] - task["goal_fraction"])

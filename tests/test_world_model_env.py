@@ -9,8 +9,10 @@ from conftest import MINI
 from gymnasium.utils.env_checker import check_env
 
 from partrm_gym.articulation import STATIC, ArticulatedState, PartJoint
-from partrm_gym.envs.world_model_env import PartRMEnv
+from partrm_gym.envs.task import TaskConfig, observation_camera
+from partrm_gym.envs.world_model_env import PartRMEnv, find_task_part
 from partrm_gym.errors import UsageError
+from partrm_gym.gaussians import Gaussians
 from partrm_gym.model.partrm import PartRM
 from partrm_gym.model.world_model import WorldModel
 from partrm_gym.rendering import render_images
@@ -75,20 +77,48 @@ def test_articulated_goal_image_is_the_imagined_state_at_the_goal_value():
     torch.manual_seed(0)
     env = PartRMEnv(world_model=WorldModel(PartRM(MINI_ART), MINI_ART), category="drawer", resolution=32)
     request = env.prepare_reset(seed=3)
-    initial, _ = env.predict_resets([request])[0]
+    (initial,) = env.predict_resets([request])[0]  # the articulated reset reconstructs the initial state only
     base = initial.base
     x = base.means[0, :, 0]
     labels = torch.where(x > x.median(), 0, STATIC)
     labels[base.opacities[0] < 0.05] = STATIC
     state = ArticulatedState(base, labels, [PartJoint("prismatic", np.array([1.0, 0.0, 0.0]), np.zeros(3), -0.5, 0.5,
                                                       0.0)])
-    obs, info = env.finish_reset(request, (state, state.copy()))
+    obs, info = env.finish_reset(request, (state,))
     assert env.task_part == 0
     lower, upper = info["joint_limits"]
     solved = env.state.copy()
     solved.set_value(0, lower + info["goal_fraction"] * (upper - lower))
     np.testing.assert_array_equal(obs["goal"], render_images(solved.gaussians(), [env.camera])[0][0])
     assert not np.array_equal(obs["image"], obs["goal"])  # the task asks for a visible motion
+
+
+def test_task_part_is_the_part_whose_motion_makes_the_cameras_change():
+    """The rule compares what changes, so views whose colours differ from the reconstruction's (here the camera's are
+    darker and bluer) still pick the part that moved, whichever it is; the chosen part takes the task's terms."""
+    camera = observation_camera(TaskConfig(resolution=32))
+    g = torch.Generator().manual_seed(0)
+    n = 600
+    means = torch.rand(1, n, 3, generator=g) * 0.5 - 0.25
+    gaussians = Gaussians(means, torch.full((1, n), 0.9), torch.full((1, n, 3), 0.02),
+                          torch.tensor([1.0, 0.0, 0.0, 0.0]).expand(1, n, 4), torch.rand(1, n, 3, generator=g))
+    labels = (means[0, :, 0] > 0).long()  # part 0: the left half, part 1: the right half
+    sideways = [PartJoint("prismatic", np.array([-1.0, 0.0, 0.0]), np.zeros(3), -1.0, 1.0, 0.0),
+                PartJoint("prismatic", np.array([1.0, 0.0, 0.0]), np.zeros(3), -1.0, 1.0, 0.0)]
+    state = ArticulatedState(gaussians, labels, sideways)
+
+    def camera_view(s: ArticulatedState) -> np.ndarray:  # the camera sees other colours than the reconstruction
+        rgb = render_images(s.gaussians(), [camera])[0][0].astype(np.float32)
+        return np.clip(rgb * [0.7, 0.7, 0.9] + [0, 0, 20], 0, 255).astype(np.uint8)
+
+    for moved in (0, 1):
+        goal = state.copy()
+        goal.set_value(moved, 0.15)
+        trial = state.copy()
+        assert find_task_part(trial, camera, camera_view(state), camera_view(goal), 0.0, 0.15, (0.0, 0.5)) == moved
+        assert (trial.joints[moved].lower, trial.joints[moved].upper) == (0.0, 0.5)
+    empty = ArticulatedState(gaussians, torch.full_like(labels, STATIC), [])
+    assert find_task_part(empty, camera, camera_view(state), camera_view(state), 0.0, 0.15, (0.0, 0.5)) is None
 
 
 def test_api_checker_and_episode(env):

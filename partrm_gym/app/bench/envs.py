@@ -26,22 +26,25 @@ TWIN_PROCESSES = 8
 def _step_and_reset_times(env, steps: int, seed: int = 0) -> tuple[float, float, float, float]:
     """Scripted drags (they start on the object) on one env: (median step ms, share of steps that grasp a part,
     median reset ms, env-steps/s with its resets). An episode ends on success (or after ``max_steps``) and the env
-    is reset then, as in training: the rate counts those resets."""
+    is reset then, as in training: the rate counts those resets. The env is closed afterwards."""
     policy = ScriptedPolicy(seed)
-    obs, _ = env.reset(seed=seed)
     times, resets, hits = [], [], 0
-    start = time.perf_counter()
-    for _ in range(steps):
-        action = policy(obs)
-        t = time.perf_counter()
-        obs, _, terminated, truncated, info = env.step(action)
-        times.append((time.perf_counter() - t) * 1e3)
-        hits += not info.get("missed", False)
-        if terminated or truncated:
+    try:
+        obs, _ = env.reset(seed=seed)
+        start = time.perf_counter()
+        for _ in range(steps):
+            action = policy(obs)
             t = time.perf_counter()
-            obs, _ = env.reset()
-            resets.append((time.perf_counter() - t) * 1e3)
-    rate = steps / (time.perf_counter() - start)
+            obs, _, terminated, truncated, info = env.step(action)
+            times.append((time.perf_counter() - t) * 1e3)
+            hits += not info.get("missed", False)
+            if terminated or truncated:
+                t = time.perf_counter()
+                obs, _ = env.reset()
+                resets.append((time.perf_counter() - t) * 1e3)
+        rate = steps / (time.perf_counter() - start)
+    finally:
+        env.close()
     return float(np.median(times)), hits / steps, float(np.median(resets)) if resets else float("nan"), rate
 
 
