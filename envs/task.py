@@ -194,6 +194,30 @@ def drag_from_action(cfg: TaskConfig, action: np.ndarray, image: np.ndarray) -> 
     return np.concatenate([start, end])
 
 
+def action_for_drag(cfg: TaskConfig, drag: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """The action in [-1, 1]^4 that means ``drag`` (x0, y0, x1, y1) in [0, 1]^4 under ``cfg.control_mode``, given
+    the current observation ``image``: the inverse of :func:`drag_from_action` for a drag that starts on an object
+    pixel's centre and whose pull fits in ``drag_scale`` (otherwise the nearest action: the start snaps onto the
+    object, the pull is clipped). It turns a policy that thinks in pixels (the scripted one) into actions of any
+    control mode, e.g. for demonstrations."""
+    drag = np.clip(np.asarray(drag, dtype=np.float64), 0.0, 1.0)
+    if cfg.control_mode == "pixel_drag":
+        return (drag * 2.0 - 1.0).astype(np.float32)
+    H, W = image.shape[:2]
+    ys, xs = np.nonzero(object_mask(image))
+    if len(xs) == 0:
+        return np.concatenate([[0.0, 0.0], np.clip((drag[2:] - 0.5) / cfg.drag_scale, -1, 1)]).astype(np.float32)
+    col, row = drag[0] * W - 0.5, drag[1] * H - 0.5
+
+    def box_coordinate(p: float, lo: int, hi: int) -> float:
+        return float(np.clip(2.0 * (p - lo) / (hi - lo) - 1.0, -1.0, 1.0)) if hi > lo else 0.0
+
+    uv = np.array([box_coordinate(col, xs.min(), xs.max()), box_coordinate(row, ys.min(), ys.max())])
+    start = drag_from_action(cfg, np.concatenate([uv, [0.0, 0.0]]), image)[:2]  # where that point snaps to
+    pull = np.clip((drag[2:] - start) / cfg.drag_scale, -1.0, 1.0)
+    return np.concatenate([uv, pull]).astype(np.float32)
+
+
 def evaluate_joint(cfg: TaskConfig, value: float, goal_value: float, lower: float, upper: float) -> dict[str, Any]:
     """Success and the quantities the reward reads, from the task joint's value (true in the twin, imagined in
     the world-model env), its goal value and its limits: ``joint_value``, ``joint_fraction`` and

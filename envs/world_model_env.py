@@ -10,12 +10,13 @@ Two transitions (``transition=``):
 
 * ``"articulated"`` (default): at reset the model reconstructs the Gaussians once, labels each with
   its part and predicts each part's joint (:mod:`partrm_gym.articulation`). The task part is the
-  predicted part whose motion from the initial to the goal joint value changes the pixels that change
-  between the camera's views of the initial and the goal state. A step lifts the drag start from the imagined depth, finds the part under it and
-  solves the joint value whose motion carries that point closest to the drag end (the twin's rule on
-  the true geometry), clamped to the limits; that part's Gaussians move rigidly, nothing else
-  changes. No network call per step, and appearance cannot drift. Surfaces hidden at reset (the
-  inside of a closed drawer) are not in the state: they stay empty when they come into view.
+  predicted part whose motion from the initial to the goal joint value changes the pixels that
+  change between the camera's views of the initial and the goal state. A step lifts the drag start
+  from the imagined depth, finds the part under it and solves the joint value whose motion carries
+  that point closest to the drag end (the twin's rule on the true geometry), clamped to the limits;
+  that part's Gaussians move rigidly, nothing else changes. No network call per step, and appearance
+  cannot drift. Surfaces hidden at reset (the inside of a closed drawer) are not in the state: they
+  stay empty when they come into view.
 * ``"regenerate"`` (PartRM as published): every step segments the grasped part in the imagined
   observation, propagates the drag into the 4 canonical views and predicts all Gaussians anew
   from renders of the previous prediction. It drifts over several steps (docs/experiment.md).

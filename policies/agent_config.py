@@ -8,6 +8,7 @@ from typing import Any, Literal
 from partrm_gym.registration import check_env_id
 
 ALGOS = ("ppo", "sac")
+WARM_STARTS = ("none", "scripted")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,11 @@ class AgentConfig:
     # SAC
     buffer_size: int = 20_000
     learning_starts: int = 500
+    # warm start (PPO): behaviour-clone the scripted policy in the training env first (policies/warm_start.py)
+    warm_start: Literal["none", "scripted"] = "none"
+    warm_start_steps: int = 2_000  # env steps of scripted demonstrations (on top of total_steps)
+    warm_start_epochs: int = 20  # passes over the demonstrations
+    warm_start_std: float = 0.3  # the policy's exploration std after cloning (PPO's own start: 1)
     # logging / checkpoints
     checkpoint_every: int = 2_000
     snapshot_every: int = 0  # also keep the agent every this many steps in snapshots/ (never pruned); 0: none
@@ -37,6 +43,14 @@ class AgentConfig:
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {ALGOS}, got {self.algo!r}")
         for name in ("total_steps", "n_envs", "n_steps", "batch_size", "n_epochs", "checkpoint_every"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.warm_start not in WARM_STARTS:
+            raise ValueError(f"warm_start must be one of {WARM_STARTS}, got {self.warm_start!r}")
+        if self.warm_start != "none" and self.algo != "ppo":
+            raise ValueError(f"warm_start: {self.warm_start} is for algo: ppo (got algo: {self.algo}); use "
+                             "warm_start: none")
+        for name in ("warm_start_steps", "warm_start_epochs", "warm_start_std"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.snapshot_every < 0:

@@ -51,10 +51,11 @@ def build_agent(cfg: AgentConfig, env: Any) -> Any:
 
 
 class _SpacesOnly(gym.Env):
-    """Just the spaces an agent was trained with: enough to build its networks, nothing to simulate."""
+    """Just the spaces an agent was trained with (and its task settings): enough to build its networks and read
+    its actions, nothing to simulate."""
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space) -> None:
-        self.observation_space, self.action_space = observation_space, action_space
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, task: Any = None) -> None:
+        self.observation_space, self.action_space, self.task = observation_space, action_space, task
 
 
 def agent_spaces(cfg: AgentConfig) -> _SpacesOnly:
@@ -64,7 +65,7 @@ def agent_spaces(cfg: AgentConfig) -> _SpacesOnly:
 
     task = TaskConfig(**{k: v for k, v in cfg.env_kwargs.items() if k in {f.name for f in fields(TaskConfig)}})
     action, observation = make_spaces(task)
-    return _SpacesOnly(stacked_space(observation), action)
+    return _SpacesOnly(stacked_space(observation), action, task)
 
 
 def _optimizers(model: Any) -> dict[str, torch.optim.Optimizer]:
@@ -151,6 +152,8 @@ def train_agent(cfg: AgentConfig, out: str | Path, resume: bool = False, progres
                 with torch.no_grad():
                     model.log_ent_coef.copy_(load_file(str(ckpt / SAC_ENTROPY))["log_ent_coef"])
             model.num_timesteps = int(load_training_state(ckpt, _optimizers(model))["step"])
+        elif cfg.warm_start == "scripted":
+            _warm_start(model, cfg, venv, out, progress)
         # one log folder per (re)start, so a resumed run does not overwrite the CSV of the first
         model.set_logger(configure(str(out / "logs" / f"from_step_{model.num_timesteps:07d}"),
                                    ["csv", "tensorboard"]))
@@ -171,6 +174,19 @@ def train_agent(cfg: AgentConfig, out: str | Path, resume: bool = False, progres
         return save_agent(model, cfg, out / "final")
     finally:
         venv.close()
+
+
+def _warm_start(model: Any, cfg: AgentConfig, venv: Any, out: Path, progress: bool) -> None:
+    """Behaviour-clone the scripted policy in the training env (:mod:`partrm_gym.policies.warm_start`) and keep
+    the cloned agent as ``out/warm_start`` (what PPO starts from)."""
+    from partrm_gym.policies.warm_start import behaviour_clone, scripted_demonstrations
+
+    task = agent_spaces(cfg).task
+    obs, actions, returns = scripted_demonstrations(venv, task, cfg.warm_start_steps, cfg.gamma, cfg.seed, progress)
+    losses = behaviour_clone(model, obs, actions, returns, cfg.warm_start_epochs, cfg.warm_start_std, seed=cfg.seed)
+    print(f"warm start: cloned {len(obs)} scripted steps of successful episodes ({cfg.warm_start_steps} env steps "
+          f"recorded); action MSE {losses['action_loss']:.4f}, value MSE {losses['value_loss']:.4f}")
+    save_agent(model, cfg, out / "warm_start", {"demonstration_steps": len(obs), **losses})
 
 
 def snapshot_dir(run: str | Path, steps: int) -> Path:

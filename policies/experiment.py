@@ -91,6 +91,15 @@ def _cached_eval(out: Path, key: str, fingerprint: str, run: Any) -> tuple[dict[
     return summary, summary["returns"]
 
 
+def _evaluation_settings(cfg: ExperimentConfig) -> dict[str, Any]:
+    """What a policy's evaluation depends on: the envs, tasks, episodes, world model and planner — not which other
+    policies the experiment holds, so adding an agent or a baseline re-evaluates only that one."""
+    settings = asdict(cfg)
+    for name in ("name", "agents", "baselines", "checkpoints"):
+        settings.pop(name)
+    return settings
+
+
 def _weights_id(policy: str) -> str | None:
     """The SHA-256 of an agent's weights (a retrained agent invalidates its cached evaluations)."""
     return read_provenance(policy).get(CHECKSUM_KEY) if Path(policy).is_dir() else None
@@ -123,8 +132,8 @@ def run_experiment(cfg: ExperimentConfig, out: Path) -> dict[str, Any]:
             return evaluate(actor, cfg.imagined_env, imagined_kwargs, cfg.episodes, cfg.seed,
                             desc=f"{name} (imagined)")
 
-        fingerprint = hashlib.sha256(json.dumps([asdict(cfg), policy, _weights_id(policy)], sort_keys=True,
-                                                default=str).encode()).hexdigest()
+        fingerprint = hashlib.sha256(json.dumps([_evaluation_settings(cfg), policy, _weights_id(policy)],
+                                                sort_keys=True, default=str).encode()).hexdigest()
         summary, sim_returns = _cached_eval(out, f"{name}_twin", fingerprint, sim)
         im_summary, im_returns = _cached_eval(out, f"{name}_imagined", fingerprint, imagined)
         print(format_summary(name, summary))

@@ -58,3 +58,33 @@ def test_bench_rollout_last_line(tmp_path, capsys):
     for key in ("psnr_last=", "oracle_last=", "static_last="):
         assert key in last
     assert "| 2 |" in (tmp_path / "rollout.md").read_text()
+
+
+def test_paired_rollout_replays_the_twins_drags_in_imagination():
+    """Step 0 is the reset, then exactly ``steps`` drags chosen from the twin's observation reach both worlds; two
+    envs that would draw different tasks from one seed are refused."""
+    from partrm_gym.app.paired_rollout import paired_rollout
+    from partrm_gym.envs.sim_env import PartRMSimEnv
+    from partrm_gym.envs.world_model_env import PartRMEnv
+    from partrm_gym.model.world_model import WorldModel
+
+    torch.manual_seed(0)
+    model = WorldModel(PartRM(MINI), MINI)
+    task = {"resolution": 32, "max_steps": 10, "control_mode": "pixel_drag"}
+    twin, imagined = PartRMSimEnv(category="drawer", **task), PartRMEnv(world_model=model, category="drawer", **task)
+    seen = []
+
+    def act(obs: dict) -> np.ndarray:
+        seen.append(obs["image"].copy())
+        return np.array([0.0, 0.0, 0.3, 0.0], np.float32)
+
+    steps = list(paired_rollout(twin, imagined, act, seed=5, steps=3))
+    assert [s.step for s in steps] == [0, 1, 2, 3] and steps[0].action is None
+    assert all(np.array_equal(a, s.twin_obs["image"]) for a, s in zip(seen, steps[:3]))  # chosen from the twin
+    assert imagined.task.seed == twin.task.seed and "joint_fraction" in steps[-1].imagined_info
+    twin.close()
+    other = PartRMEnv(world_model=model, category="door", **task)
+    with np.testing.assert_raises_regex(RuntimeError, "different tasks"):
+        list(paired_rollout(PartRMSimEnv(category="drawer", **task), other, act, seed=5, steps=1))
+    imagined.close()
+    other.close()

@@ -112,6 +112,36 @@ def test_agent_trains_checkpoints_resumes_and_reloads(tmp_path):
     assert provenance["metrics"]["num_timesteps"] == 96  # continued from 64, not from 0
 
 
+def test_warm_start_clones_the_scripted_policy_before_ppo(tmp_path):
+    """Demonstrations of successful scripted episodes in the training env, translated into its control mode;
+    cloning fits them (the loss falls) and sets the exploration std; PPO then starts from the clone."""
+    from partrm_gym.envs.task import TaskConfig
+    from partrm_gym.policies.agent_envs import make_vec_env
+    from partrm_gym.policies.agents import build_agent
+    from partrm_gym.policies.warm_start import behaviour_clone, scripted_demonstrations
+
+    kwargs = {**TWIN_KWARGS, "max_steps": 4, "control_mode": "object_drag"}
+    cfg = AgentConfig(algo="ppo", env_id="PartRMSim-Drawer-v0", env_kwargs=kwargs, total_steps=32, n_envs=2,
+                      n_steps=16, batch_size=32, n_epochs=1, checkpoint_every=32, warm_start="scripted",
+                      warm_start_steps=24, warm_start_epochs=3)
+    venv = make_vec_env(cfg)
+    try:
+        obs, actions, returns = scripted_demonstrations(venv, TaskConfig(**kwargs), 24, 0.95, progress=False)
+        assert obs.shape[1:] == (40, 40, 6) and len(obs) == len(actions) == len(returns) > 0
+        assert np.all(np.abs(actions) <= 1) and np.isfinite(returns).all()
+        model = build_agent(cfg, venv)
+        first = behaviour_clone(model, obs, actions, returns, epochs=1, std=0.3)
+        later = behaviour_clone(model, obs, actions, returns, epochs=30, std=0.3)
+        assert later["action_loss"] < first["action_loss"]
+        assert torch.allclose(model.policy.log_std.exp(), torch.full((4,), 0.3))
+    finally:
+        venv.close()
+    final = train_agent(cfg, tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "warm_start" / "policy.safetensors").is_file() and final.is_dir()
+    with pytest.raises(ValueError, match="warm_start.*ppo"):
+        AgentConfig(algo="sac", warm_start="scripted")
+
+
 def test_bad_agent_folders_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="policy.safetensors"):
         load_agent(tmp_path)
@@ -164,6 +194,9 @@ def test_experiment_writes_table_and_resumes(tmp_path):
     again = run_experiment(cfg, out)  # finished evaluations are reused, not recomputed
     assert (out / "eval" / "planner_twin.json").stat().st_mtime_ns == mtime
     assert again["rows"] == result["rows"]
+    fewer = run_experiment(ExperimentConfig(**{**cfg.__dict__, "baselines": ("random", "planner")}), out)
+    assert (out / "eval" / "planner_twin.json").stat().st_mtime_ns == mtime  # other policies: nothing re-run
+    assert [r["policy"] for r in fewer["rows"]] == ["random", "planner"]
     more = run_experiment(ExperimentConfig(**{**cfg.__dict__, "episodes": 3}), out)  # other settings: evaluated anew
     assert json.loads((out / "eval" / "planner_twin.json").read_text())["episodes"] == 3
     assert all(r["ci95"][0] <= r["success_rate"] for r in more["rows"])

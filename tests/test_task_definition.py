@@ -11,7 +11,14 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from partrm_gym.app.bench.actions import anchoring_rates
 from partrm_gym.drags import drags_between_states
 from partrm_gym.envs.sim_env import PartRMSimEnv
-from partrm_gym.envs.task import TaskConfig, compute_reward, drag_from_action, evaluate_joint, object_mask
+from partrm_gym.envs.task import (
+    TaskConfig,
+    action_for_drag,
+    compute_reward,
+    drag_from_action,
+    evaluate_joint,
+    object_mask,
+)
 from partrm_gym.envs.world_model_env import PartRMEnv
 from partrm_gym.errors import UsageError
 from partrm_gym.model.partrm import PartRM
@@ -62,6 +69,29 @@ def test_object_drag_snaps_onto_the_object_and_pulls_by_drag_scale():
     assert drag_from_action(pixel, np.array([-1, 1, 0, 0.5]), image) == pytest.approx([0, 1, 0.5, 0.75])
     with pytest.raises(UsageError, match="control_mode='grasp'.*object_drag"):
         TaskConfig(control_mode="grasp")
+
+
+def test_action_for_drag_inverts_drag_from_action_in_both_control_modes():
+    """A pixel drag that starts on an object pixel's centre and pulls within drag_scale is the same drag once turned
+    into an action of either mode; one that does not becomes the nearest drag (start snapped, pull clipped)."""
+    rng = np.random.default_rng(0)
+    image = np.full((24, 24, 3), 255, np.uint8)
+    image[4:15, 6:20] = 90
+    image[8:10, 9:12] = 255  # a hole: not every box point is on the object
+    rows, cols = np.nonzero(object_mask(image))
+    for mode in ("object_drag", "pixel_drag"):
+        cfg = TaskConfig(control_mode=mode, drag_scale=0.5)
+        for _ in range(50):
+            k = rng.integers(len(rows))
+            start = np.array([(cols[k] + 0.5) / 24, (rows[k] + 0.5) / 24])
+            drag = np.concatenate([start, np.clip(start + rng.uniform(-0.45, 0.45, 2), 0, 1)])
+            action = action_for_drag(cfg, drag, image)
+            assert action.shape == (4,) and np.all(np.abs(action) <= 1)
+            assert drag_from_action(cfg, action, image) == pytest.approx(drag, abs=1e-6)  # float32 actions
+    cfg = TaskConfig(control_mode="object_drag", drag_scale=0.5)
+    off = drag_from_action(cfg, action_for_drag(cfg, np.array([0.02, 0.02, 0.98, 0.98]), image), image)
+    assert object_mask(image)[int(off[1] * 24), int(off[0] * 24)]  # the start snapped onto the object
+    assert off[2:] - off[:2] == pytest.approx([0.5, 0.5])  # the pull clipped to drag_scale
 
 
 @pytest.mark.parametrize("family", ["twin", "world model"])

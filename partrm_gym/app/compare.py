@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from partrm_gym.app.paired_rollout import paired_rollout
 from partrm_gym.cameras import evaluation_rig
 from partrm_gym.envs.sim_env import PartRMSimEnv
 from partrm_gym.envs.world_model_env import PartRMEnv
@@ -41,29 +42,26 @@ def compare(env_name: str, policy_name: str, steps: int, seed: int, out: Path, m
     twin = PartRMSimEnv(**task)
     policy = make_policy(policy_name, seed)
     cams = [imagined.camera] + [evaluation_rig(resolution)[i] for i in EXTRA_VIEWS]
-    obs_sim, _ = twin.reset(seed=seed)
-    imagined.reset(seed=seed)
     rows, frames = [], []
     rng = np.random.default_rng(seed)
-    for step in range(steps + 1):
-        if step > 0:
-            action = policy(obs_sim)
-            imagined.step(action)
-            obs_sim, *_ = twin.step(action)
-        im_rgb, _ = imagined.render_camera(cams)
-        sim_frames = [twin.scene.render(c) for c in cams]
-        sim_rgb = np.stack([f.rgb for f in sim_frames])
-        a, b = im_rgb.astype(np.float32) / 255, sim_rgb.astype(np.float32) / 255
-        g = imagined.gaussians
-        centres, weights = visible_points(g.means[0].cpu().numpy(), g.opacities[0].cpu().numpy(), rng)
-        sim_pts = simulator_points(np.stack([f.depth for f in sim_frames]), cams, rng)
-        rows.append({"step": step, "psnr": float(psnr(_t(a), _t(b))),
-                     "ssim": float(np.mean([ssim(a[i], b[i]) for i in range(len(cams))])),
-                     "chamfer": chamfer_distance(centres, sim_pts, weights_a=weights) if len(centres) else float("nan"),
-                     "joint_error": twin.evaluate()["joint_error"]})
-        frames.append(image_grid([list(im_rgb), list(sim_rgb)]))
-    imagined.close()
-    twin.close()
+    try:
+        for s in paired_rollout(twin, imagined, policy, seed, steps):
+            im_rgb, _ = imagined.render_camera(cams)
+            sim_frames = [twin.scene.render(c) for c in cams]
+            sim_rgb = np.stack([f.rgb for f in sim_frames])
+            a, b = im_rgb.astype(np.float32) / 255, sim_rgb.astype(np.float32) / 255
+            g = imagined.gaussians
+            centres, weights = visible_points(g.means[0].cpu().numpy(), g.opacities[0].cpu().numpy(), rng)
+            sim_pts = simulator_points(np.stack([f.depth for f in sim_frames]), cams, rng)
+            rows.append({"step": s.step, "psnr": float(psnr(_t(a), _t(b))),
+                         "ssim": float(np.mean([ssim(a[i], b[i]) for i in range(len(cams))])),
+                         "chamfer": (chamfer_distance(centres, sim_pts, weights_a=weights) if len(centres)
+                                     else float("nan")),
+                         "joint_error": twin.evaluate()["joint_error"]})
+            frames.append(image_grid([list(im_rgb), list(sim_rgb)]))
+    finally:
+        imagined.close()
+        twin.close()
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_gif(out / "compare.gif", np.stack(frames))
     atomic_write_csv(out / "compare.csv", rows)

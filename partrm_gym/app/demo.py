@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 import torch
 
+from partrm_gym.app.paired_rollout import paired_rollout
 from partrm_gym.assets import HELD_OUT_CATEGORY
 from partrm_gym.cameras import Camera, canonical_rig, evaluation_rig, orbit_camera
 from partrm_gym.drags import drags_between_states, to_pixels
@@ -119,21 +120,14 @@ def run_rollout(out: str | Path, model: WorldModel, cfg: DemoConfig) -> tuple[di
     policy = ScriptedPolicy(cfg.seed)
     frames, rows = [], []
     try:
-        sim_obs, sim_info = sim.reset(seed=cfg.seed)
-        im_obs, im_info = imagined.reset(seed=cfg.seed)
-        assert (sim.task.seed, sim.task.joint) == (imagined.task.seed, imagined.task.joint)  # one seed, one task
-        for step in range(cfg.rollout_steps + 1):
-            if step:  # no early stop: exactly rollout_steps drags, whatever the twin says
-                action = policy(sim_obs)
-                sim_obs, _, _, _, sim_info = sim.step(action)
-                im_obs, _, _, _, im_info = imagined.step(action)
+        for s in paired_rollout(sim, imagined, policy, cfg.seed, cfg.rollout_steps):
             labels = imagined.part_labels()[0]
-            frames.append(_rollout_frame([sim_obs["image"], im_obs["image"],
-                                          colour_part_labels(labels, imagined.task_part)], step, cfg.rollout_steps))
-            score = psnr(torch.from_numpy(im_obs["image"]).float() / 255.0,
-                         torch.from_numpy(sim_obs["image"]).float() / 255.0)
-            rows.append((step, sim_info["joint_fraction"], im_info["joint_fraction"], sim_info["goal_fraction"],
-                         float(score)))
+            frames.append(_rollout_frame([s.twin_obs["image"], s.imagined_obs["image"],
+                                          colour_part_labels(labels, imagined.task_part)], s.step, cfg.rollout_steps))
+            score = psnr(torch.from_numpy(s.imagined_obs["image"]).float() / 255.0,
+                         torch.from_numpy(s.twin_obs["image"]).float() / 255.0)
+            rows.append((s.step, s.twin_info["joint_fraction"], s.imagined_info["joint_fraction"],
+                         s.twin_info["goal_fraction"], float(score)))
         category, object_seed, joint = sim.task.category, sim.task.seed, sim.task.joint
         part = sim.scene.joints[joint]
         task_part = imagined.task_part

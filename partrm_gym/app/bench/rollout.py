@@ -109,6 +109,7 @@ def run_rollouts(episodes: int, steps: int, policy: str, transition: str, model_
     episodes are on its real test objects (every category with a test object, ``category="any"``)."""
     from tqdm import tqdm
 
+    from partrm_gym.app.paired_rollout import paired_rollout
     from partrm_gym.envs.sim_env import PartRMSimEnv
     from partrm_gym.envs.world_model_env import PartRMEnv
     from partrm_gym.model.world_model import WorldModel
@@ -126,34 +127,37 @@ def run_rollouts(episodes: int, steps: int, policy: str, transition: str, model_
         for i in tqdm(range(episodes), desc=f"rollout {transition}/{policy}", unit="ep"):
             twin, imagined = envs[categories[i % len(categories)]]
             seed = SEED_BASE + i
-            obs, tinfo = twin.reset(seed=seed)
-            _, iinfo = imagined.reset(seed=seed)
-            base = (imagined.state.base if imagined.state is not None else imagined.gaussians)
-            oracle = oracle_state(base, twin.scene, model.input_cameras)
-            k = twin.task.joint
-            jtype = twin.scene.joints[k].type
             actor = ScriptedPolicy(seed) if policy == "scripted" else None
             rng = np.random.default_rng(seed)
-            static_image = render_images(base, [twin.camera])[0][0]
-            reset_scores = {"label_accuracy": float("nan"), "movable_accuracy": float("nan"), "task_iou": float("nan")}
-            if imagined.state is not None:
-                reset_scores["label_accuracy"], reset_scores["movable_accuracy"] = label_accuracy(
-                    imagined.state.labels, oracle.labels, base.opacities[0])
-                reset_scores["task_iou"] = mask_iou(imagined.task_part_mask(),
-                                                    twin._frame.part_mask(twin.scene.joints[k]))
-            for step in range(1, steps + 1):
-                action = actor(obs) if actor is not None else _random_drag_on_part(twin, rng)
-                obs, _, _, _, tinfo = twin.step(action)
-                _, _, _, _, iinfo = imagined.step(action)
+
+            def act(obs: dict, actor=actor, twin=twin, rng=rng) -> np.ndarray:
+                return actor(obs) if actor is not None else _random_drag_on_part(twin, rng)
+
+            for s in paired_rollout(twin, imagined, act, seed, steps):
+                if s.step == 0:  # the reset reconstruction, its oracle and its scores against the twin's truth
+                    base = (imagined.state.base if imagined.state is not None else imagined.gaussians)
+                    oracle = oracle_state(base, twin.scene, model.input_cameras)
+                    k = twin.task.joint
+                    jtype = twin.scene.joints[k].type
+                    static_image = render_images(base, [twin.camera])[0][0]
+                    reset_scores = {"label_accuracy": float("nan"), "movable_accuracy": float("nan"),
+                                    "task_iou": float("nan")}
+                    if imagined.state is not None:
+                        reset_scores["label_accuracy"], reset_scores["movable_accuracy"] = label_accuracy(
+                            imagined.state.labels, oracle.labels, base.opacities[0])
+                        reset_scores["task_iou"] = mask_iou(imagined.task_part_mask(),
+                                                            twin._frame.part_mask(twin.scene.joints[k]))
+                    continue
                 for j, q in enumerate(twin.scene.get_joint_states()):
                     oracle.set_value(j, float(q))
                 oracle_image = render_images(oracle.gaussians(), [twin.camera])[0][0]
-                rows.append({"episode": i, "step": step, "type": jtype, "true_fraction": tinfo["joint_fraction"],
-                             "imagined_fraction": iinfo.get("joint_fraction", float("nan")),
-                             "psnr": _psnr(imagined.render(), obs["image"]),
-                             "oracle": _psnr(oracle_image, obs["image"]), "static": _psnr(static_image, obs["image"]),
-                             "twin_grasped": not tinfo["missed"], "imagined_grasped": not iinfo["missed"],
-                             **reset_scores})
+                twin_image = s.twin_obs["image"]
+                rows.append({"episode": i, "step": s.step, "type": jtype,
+                             "true_fraction": s.twin_info["joint_fraction"],
+                             "imagined_fraction": s.imagined_info.get("joint_fraction", float("nan")),
+                             "psnr": _psnr(imagined.render(), twin_image), "oracle": _psnr(oracle_image, twin_image),
+                             "static": _psnr(static_image, twin_image), "twin_grasped": not s.twin_info["missed"],
+                             "imagined_grasped": not s.imagined_info["missed"], **reset_scores})
     finally:
         for twin, imagined in envs.values():
             twin.close()
