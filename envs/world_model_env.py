@@ -355,29 +355,36 @@ def changed_pixels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def find_task_part(state: ArticulatedState, camera: Camera, image: np.ndarray, goal_image: np.ndarray,
-                   start_value: float, goal_value: float, limits: tuple[float, float]) -> int | None:
+                   start_value: float, goal_value: float, limits: tuple[float, float],
+                   rule: str = "change") -> int | None:
     """The part of ``state`` that is the task joint: the part whose motion from ``start_value`` to ``goal_value``
     changes, in ``camera``, the pixels that change from ``image`` to ``goal_image`` (both (H, W, 3) uint8 views of
     the current and the goal state): the best intersection-over-union of the two change masks, ties broken by the
-    moved render's distance to ``goal_image``. That part's joint takes the task's ``limits`` and ``start_value`` as
-    its start and current value (``state`` is changed in place). None when the state has no part. The world-model
-    env calls it at reset (the camera's views of the initial and goal states), the planner at every step (the
-    observation and the goal image).
+    moved render's distance to ``goal_image`` (``rule="change"``); or, with ``rule="goal_image"``, the part whose
+    moved render is nearest ``goal_image`` (mean absolute difference). That part's joint takes the task's
+    ``limits`` and ``start_value`` as its start and current value (``state`` is changed in place). None when the
+    state has no part.
 
-    Comparing *changes* rather than the moved render with the goal image makes the rule indifferent to how the
-    reconstruction's colours and blur differ from the camera's, so the goal needs no reconstruction of its own
-    (half the model time of a reset). On multi-part states of the train split it picked a part overlapping the
-    twin's task part more often than the goal-reconstruction rule it replaced (docs/articulation.md).
+    The world-model env calls it at reset with ``"change"`` (the camera's views of the initial and goal states):
+    comparing *changes* makes the rule indifferent to how the reconstruction's colours and blur differ from the
+    camera's, so the goal needs no reconstruction of its own (half the model time of a reset), and on multi-part
+    states of the train split it picked a part overlapping the twin's task part more often than matching a goal
+    reconstruction did. The planner calls it at every step with ``"goal_image"`` (its observation and the goal
+    image): near the goal the change between them is a few noisy pixels, and its twin success on the train
+    split was as high or higher with ``"goal_image"`` (docs/articulation.md).
 
     The axis keeps the sign the head predicted (the way the joint value grows). Fitting the sign to the goal image
     as well was measured worse: a drawer pushed in looks much like a closed one, while one pulled out shows the
     sides the reset views never saw (empty), so the image preferred the wrong sign for 9 of 20 held-out drawers,
     the head for 1 of 20 (docs/articulation.md).
     """
+    if rule not in ("change", "goal_image"):
+        raise ValueError(f"find_task_part: rule must be 'change' or 'goal_image', not {rule!r}")
     if not state.joints:
         return None
-    wanted = changed_pixels(image, goal_image)
-    unmoved = render_images(state.gaussians(), [camera])[0][0]
+    if rule == "change":
+        wanted = changed_pixels(image, goal_image)
+        unmoved = render_images(state.gaussians(), [camera])[0][0]
     delta = goal_value - start_value
     scores = []
     for k in range(len(state.joints)):
@@ -385,9 +392,11 @@ def find_task_part(state: ArticulatedState, camera: Camera, image: np.ndarray, g
         trial.joints[k].lower, trial.joints[k].upper = -np.inf, np.inf
         trial.joints[k].value = trial.joints[k].start + delta
         moved = render_images(trial.gaussians(), [camera])[0][0]
-        change = changed_pixels(moved, unmoved)
-        union = np.logical_or(change, wanted).sum()
-        iou = np.logical_and(change, wanted).sum() / union if union else 0.0
+        iou = 0.0
+        if rule == "change":
+            change = changed_pixels(moved, unmoved)
+            union = np.logical_or(change, wanted).sum()
+            iou = np.logical_and(change, wanted).sum() / union if union else 0.0
         scores.append((-iou, float(np.abs(moved.astype(np.float32) - goal_image).mean())))
     best = min(range(len(scores)), key=scores.__getitem__)
     joint = state.joints[best]

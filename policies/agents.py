@@ -186,11 +186,14 @@ def _warm_start(model: Any, cfg: AgentConfig, venv: Any, out: Path, progress: bo
     losses = behaviour_clone(model, obs, actions, returns, cfg.warm_start_epochs, cfg.warm_start_std, seed=cfg.seed)
     print(f"warm start: cloned {len(obs)} scripted steps of successful episodes ({cfg.warm_start_steps} env steps "
           f"recorded); action MSE {losses['action_loss']:.4f}, value MSE {losses['value_loss']:.4f}")
-    save_agent(model, cfg, out / "warm_start", {"demonstration_steps": len(obs), **losses})
+    save_agent(model, cfg, snapshot_dir(out, 0), {"demonstration_steps": len(obs), **losses})
 
 
 def snapshot_dir(run: str | Path, steps: int) -> Path:
-    """Where ``train_agent`` keeps the agent of ``steps`` env steps when ``snapshot_every`` asks for it."""
+    """Where ``train_agent`` keeps the agent of ``steps`` env steps when ``snapshot_every`` asks for it; step 0 of a
+    warm-started agent is its behaviour clone (what PPO starts from)."""
+    if steps == 0:
+        return Path(run) / "warm_start"
     return Path(run) / "snapshots" / f"step_{steps:08d}"
 
 

@@ -51,7 +51,7 @@ class ExperimentConfig:
                                                             "ppo_twin": "policy/ppo_twin"})
     baselines: tuple[str, ...] = ("random", "scripted", "planner")
     # agent name -> env steps of earlier checkpoints also evaluated (as "name@steps"), so the policies span weak
-    # to strong
+    # to strong; 0 is the behaviour clone a warm-started agent starts from
     checkpoints: dict[str, list[int]] = field(default_factory=dict)
 
 
@@ -72,7 +72,8 @@ def _train_agents(cfg: ExperimentConfig, out: Path) -> dict[str, Path]:
             folder = snapshot_dir(run, steps)
             if not (folder / PROVENANCE).is_file():
                 raise UsageError(f"checkpoints: {name} has no snapshot at {steps} steps ({folder}); use a multiple of "
-                                 f"its snapshot_every ({agent_cfg.snapshot_every}) below {agent_cfg.total_steps}")
+                                 f"its snapshot_every ({agent_cfg.snapshot_every}) below {agent_cfg.total_steps}, "
+                                 f"or 0 for the behaviour clone of an agent with warm_start: scripted")
             folders[f"{name}@{steps}"] = folder
     return folders
 

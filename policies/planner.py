@@ -6,8 +6,9 @@ env) and reconstructs it once. Then it scores candidate drags:
 
 - **by imagined joint progress** (a model with the articulation head, an env that reports the task
   joint): the reconstruction becomes an articulated state, its task part is the part whose motion to
-  the goal value changes the pixels that differ between observation and goal image (the world-model
-  env's rule, :func:`~partrm_gym.envs.world_model_env.find_task_part`), and a candidate drag's
+  the goal value best reproduces the goal image (:func:`~partrm_gym.envs.world_model_env.find_task_part`
+  with ``rule="goal_image"``; the env's change-mask rule, measured worse here, sees only a few noisy
+  changed pixels once the observation nears the goal), and a candidate drag's
   score is the task joint's distance to ``goal_fraction`` after the drag — grasp and joint solve as in
   the articulated transition, so a whole CEM iteration costs no network call;
 - **by goal-image distance** otherwise (PartRM's regenerate transition): each candidate is propagated,
@@ -114,7 +115,8 @@ class ImaginationPlanner:
         state = self.model.predict_articulated(views[None])[0]
         lower, upper = task["joint_limits"]
         goal_value = lower + task["goal_fraction"] * (upper - lower)
-        part = find_task_part(state, camera, image, goal, task["joint_value"], goal_value, (lower, upper))
+        part = find_task_part(state, camera, image, goal, task["joint_value"], goal_value, (lower, upper),
+                              rule="goal_image")
         current = state.gaussians()
         depth = render_images(current, [camera]).depth[0]
         now = abs(task["joint_fraction"] - task["goal_fraction"])

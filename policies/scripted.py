@@ -28,12 +28,21 @@ class RandomPolicy:
 
 
 class ScriptedPolicy:
-    """Grab a changed pixel of the object in the current image, drag it towards where the goal differs."""
+    """Grab a changed pixel of the object in the current image, drag it towards where the goal differs.
+
+    ``start="random"`` grabs a random changed pixel (the baseline of the experiments); ``"central"`` the changed
+    pixel nearest the changed region's centre, which makes the policy a deterministic function of the
+    observation — what behaviour cloning needs (a regression onto random pixels learns their mean, which may lie
+    off the part). Measured in the twin on 40 drawers: train split 57.5% (random) and 67.5% (central), test split
+    82.5% both (docs/policies.md)."""
 
     control_mode = "pixel_drag"  # its actions are drags in the image
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, start: str = "random") -> None:
+        if start not in ("random", "central"):
+            raise ValueError(f"start must be 'random' or 'central', got {start!r}")
         self.rng = np.random.default_rng(seed)
+        self.start = start
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         image, goal = obs["image"].astype(np.int16), obs["goal"].astype(np.int16)
@@ -45,7 +54,10 @@ class ScriptedPolicy:
         dst = np.argwhere(changed & on_object_goal)
         if len(src) == 0 or len(dst) == 0:
             return self.rng.uniform(-0.2, 0.2, 4).astype(np.float32)  # nothing to fix: a small random nudge
-        y0, x0 = src[self.rng.integers(len(src))]
+        if self.start == "central":
+            y0, x0 = src[np.argmin(np.square(src - src.mean(axis=0)).sum(axis=1))]
+        else:
+            y0, x0 = src[self.rng.integers(len(src))]
         # move the grabbed point by the shift between the two changed regions' centres
         shift = dst.mean(axis=0) - src.mean(axis=0)
         y1, x1 = np.array([y0, x0]) + shift

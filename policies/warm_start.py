@@ -6,9 +6,12 @@ imitates it — jump-start RL / BC-then-RL, as in demonstration-augmented policy
 then improves on that. The demonstrations are recorded in the env the agent trains in, so an agent
 trained in imagination has still seen nothing but imagination.
 
-1. :func:`scripted_demonstrations` runs the scripted policy in the training VecEnv, translating its
-   pixel drags into the env's control mode (:func:`~partrm_gym.envs.task.action_for_drag`), and keeps
-   the steps of episodes that end in success, with their discounted returns.
+1. :func:`scripted_demonstrations` runs the scripted policy in the training VecEnv and keeps the steps
+   of episodes that end in success, with their discounted returns. The scripted policy that acts grabs a
+   random changed pixel (it retries elsewhere where a grasp missed); each step is labelled with the drag
+   of the scripted policy that grabs the changed region's central pixel (one action per observation:
+   a regression onto random pixels learns their mean, which may lie off the part). Drags become actions
+   of the env's control mode (:func:`~partrm_gym.envs.task.action_for_drag`).
 2. :func:`behaviour_clone` regresses the policy's mean action onto the demonstrated actions and the
    value head onto the returns, then sets the policy's exploration noise to ``std`` (PPO starts at 1,
    which on [-1, 1] actions would bury the cloned behaviour in noise).
@@ -28,24 +31,25 @@ from partrm_gym.policies.scripted import ScriptedPolicy
 def scripted_demonstrations(venv: Any, task: TaskConfig, steps: int, gamma: float, seed: int = 0,
                             progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``steps`` env steps of the scripted policy on ``venv`` (an SB3 VecEnv of stacked image+goal observations
-    (n, H, W, 6)); returns the (observations (M, H, W, 6) uint8, actions (M, 4) float32, discounted returns (M,))
-    of the episodes that ended in success. ``task`` gives the env's control mode."""
+    (n, H, W, 6)); returns the (observations (M, H, W, 6) uint8, labelled actions (M, 4) float32, discounted
+    returns (M,)) of the episodes that ended in success. ``task`` gives the env's control mode."""
     from tqdm import tqdm
 
     n = venv.num_envs
-    policies = [ScriptedPolicy(seed + i) for i in range(n)]
+    actors = [ScriptedPolicy(seed + i) for i in range(n)]  # random grasp pixels: retries where a grasp missed
+    teacher = ScriptedPolicy(start="central")  # the label: one action per observation
     episodes: list[list[tuple[np.ndarray, np.ndarray, float]]] = [[] for _ in range(n)]
     kept_obs, kept_actions, kept_returns = [], [], []
     obs = venv.reset()
     for _ in tqdm(range(max(1, steps // n)), desc="scripted demonstrations", unit="step", disable=not progress):
-        actions = np.zeros((n, 4), np.float32)
+        actions, labels = np.zeros((n, 4), np.float32), np.zeros((n, 4), np.float32)
         for i in range(n):
             current = {"image": obs[i, ..., :3], "goal": obs[i, ..., 3:]}
-            drag = decode_action(policies[i](current))
-            actions[i] = action_for_drag(task, drag, current["image"])
+            actions[i] = action_for_drag(task, decode_action(actors[i](current)), current["image"])
+            labels[i] = action_for_drag(task, decode_action(teacher(current)), current["image"])
         next_obs, rewards, dones, infos = venv.step(actions)
         for i in range(n):
-            episodes[i].append((obs[i], actions[i], float(rewards[i])))
+            episodes[i].append((obs[i], labels[i], float(rewards[i])))
             if dones[i]:
                 if infos[i].get("is_success", False):
                     ret, returns = 0.0, []
@@ -88,7 +92,7 @@ def behaviour_clone(model: Any, observations: np.ndarray, actions: np.ndarray, r
             optimiser.zero_grad()
             (a_loss + 0.5 * v_loss).backward()
             optimiser.step()
-            sums += [float(a_loss) * len(idx), float(v_loss) * len(idx)]
+            sums += [a_loss.detach().item() * len(idx), v_loss.detach().item() * len(idx)]
         action_loss, value_loss = sums / len(order)
     policy.set_training_mode(False)
     with torch.no_grad():

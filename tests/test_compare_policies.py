@@ -47,3 +47,20 @@ def test_policy_edge_cases():
     assert a.shape == (4,) and np.all(np.abs(a) <= 1)
     with pytest.raises(ValueError, match="unknown policy"):
         make_policy("genius")
+
+
+def test_central_scripted_policy_is_a_function_of_the_observation():
+    """``start="central"`` grabs the changed pixel nearest the changed region's centre, whatever the seed."""
+    image = np.full((16, 16, 3), 255, np.uint8)
+    goal = image.copy()
+    image[4:9, 2:7] = 40  # the part now: centre (6, 4)
+    goal[4:9, 9:14] = 40  # where it should be: shifted 7 pixels right
+    obs = {"image": image, "goal": goal}
+    drags = [ScriptedPolicy(seed, start="central")(obs) for seed in range(3)]
+    assert all(np.array_equal(d, drags[0]) for d in drags)
+    x0, y0, x1, y1 = (drags[0] + 1) / 2 * 16 - 0.5  # back to pixel indices
+    assert (round(x0), round(y0)) == (4, 6) and round(x1 - x0) == 7 and round(y1 - y0) == 0
+    random_starts = {tuple(ScriptedPolicy(seed)(obs)[:2]) for seed in range(8)}
+    assert len(random_starts) > 1  # the default grabs a random changed pixel
+    with pytest.raises(ValueError, match="start must be"):
+        ScriptedPolicy(start="middle")

@@ -14,7 +14,7 @@ from partrm_gym.model.partrm import PartRM
 from partrm_gym.model.world_model import WorldModel
 from partrm_gym.policies.agent_config import AgentConfig
 from partrm_gym.policies.agent_envs import make_env
-from partrm_gym.policies.agents import AgentPolicy, load_agent, train_agent
+from partrm_gym.policies.agents import AgentPolicy, load_agent, snapshot_dir, train_agent
 from partrm_gym.policies.episodes import wilson_interval
 from partrm_gym.policies.evaluate import evaluate
 from partrm_gym.policies.experiment import ExperimentConfig, run_experiment
@@ -137,7 +137,7 @@ def test_warm_start_clones_the_scripted_policy_before_ppo(tmp_path):
     finally:
         venv.close()
     final = train_agent(cfg, tmp_path / "run", progress=False)
-    assert (tmp_path / "run" / "warm_start" / "policy.safetensors").is_file() and final.is_dir()
+    assert (snapshot_dir(tmp_path / "run", 0) / "policy.safetensors").is_file() and final.is_dir()  # the clone
     with pytest.raises(ValueError, match="warm_start.*ppo"):
         AgentConfig(algo="sac", warm_start="scripted")
 

@@ -117,8 +117,13 @@ def test_task_part_is_the_part_whose_motion_makes_the_cameras_change():
         trial = state.copy()
         assert find_task_part(trial, camera, camera_view(state), camera_view(goal), 0.0, 0.15, (0.0, 0.5)) == moved
         assert (trial.joints[moved].lower, trial.joints[moved].upper) == (0.0, 0.5)
+        trial = state.copy()  # the planner's rule: the moved render nearest the goal view (same colours here)
+        goal_view = render_images(goal.gaussians(), [camera])[0][0]
+        assert find_task_part(trial, camera, goal_view, goal_view, 0.0, 0.15, (0.0, 0.5), rule="goal_image") == moved
     empty = ArticulatedState(gaussians, torch.full_like(labels, STATIC), [])
     assert find_task_part(empty, camera, camera_view(state), camera_view(state), 0.0, 0.15, (0.0, 0.5)) is None
+    with pytest.raises(ValueError, match="rule must be"):
+        find_task_part(state.copy(), camera, camera_view(state), camera_view(state), 0.0, 0.15, (0.0, 0.5), rule="x")
 
 
 def test_api_checker_and_episode(env):
