@@ -11,7 +11,9 @@ Two transitions (``transition=``):
 * ``"articulated"`` (default): at reset the model reconstructs the Gaussians once, labels each with
   its part and predicts each part's joint (:mod:`partrm_gym.articulation`). The task part is the
   predicted part whose motion from the initial to the goal joint value changes the pixels that
-  change between the camera's views of the initial and the goal state. A step lifts the drag start
+  change between the camera's views of the initial and the goal state, keeping only its Gaussians that
+  project into those changed pixels (the rest, often a neighbouring drawer the head merged with it,
+  becomes a part of its own). A step lifts the drag start
   from the imagined depth, finds the part under it and solves the joint value whose motion carries
   that point closest to the drag end (the twin's rule on the true geometry), clamped to the limits;
   that part's Gaussians move rigidly, nothing else changes. No network call per step, and appearance
@@ -33,6 +35,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import cv2
 import numpy as np
 import torch
 
@@ -125,8 +128,8 @@ class PartRMEnv(ArticulatedTaskEnv):
     ## What it reads from the simulator, and when
     Only in ``reset``: the input views of the initial state (and of the goal state, regenerate transition), the
     observation camera's view of the initial state (``info["sim_image"]``) and of the goal state (which picks
-    the task part), and the task joint's limits and initial and goal values (the task's terms). Nothing during
-    steps.
+    and carves the task part), and the task joint's limits and initial and goal values (the task's terms).
+    Nothing during steps.
     """
 
     def __init__(self, model_path: str | Path | None = None, device: str = "cpu", segmenter: str = "classical",
@@ -200,6 +203,8 @@ class PartRMEnv(ArticulatedTaskEnv):
             self.state = prediction[0]
             self.task_part = find_task_part(self.state, self.camera, request.sim_image, request.sim_goal_image,
                                             self._start_value, self._goal_value, self._limits)
+            carve_task_part(self.state, self.task_part, self.camera, request.sim_image, request.sim_goal_image,
+                            self._goal_value)
             self._goal_image = self._goal_of_state(request.sim_goal_image)
         else:
             initial, goal = prediction
@@ -403,6 +408,43 @@ def find_task_part(state: ArticulatedState, camera: Camera, image: np.ndarray, g
     joint.lower, joint.upper = limits
     joint.start = joint.value = start_value
     return best
+
+
+TASK_CHANGE_DILATION_PX = 2  # at 64² (scales with the width): the change mask grows by this before carving
+TASK_CARVE_KEPT = (0.1, 0.98)  # carve only when this share (min, max) of the task part's Gaussians lies in the mask
+
+
+def carve_task_part(state: ArticulatedState, part: int | None, camera: Camera, image: np.ndarray,
+                    goal_image: np.ndarray, goal_value: float) -> int | None:
+    """Keep in the task ``part`` only the Gaussians whose centre projects, at the part's start or at
+    ``goal_value``, into the pixels that change from ``image`` to ``goal_image`` (the camera's (H, W, 3) uint8 views
+    of the initial and goal states, the mask grown by ``TASK_CHANGE_DILATION_PX``); the others become a part of
+    their own with the same joint (:meth:`~partrm_gym.articulation.ArticulatedState.split_part`). Returns that new
+    part, or None when nothing was carved (no part, fewer than 2 Gaussians, or a kept share outside
+    ``TASK_CARVE_KEPT``). Call it after :func:`find_task_part` and before rendering the goal.
+
+    Why: the head often labels neighbouring parts of one kind as one part (stacked drawers), so in imagination a
+    drag on any of them moved the task joint and imagination was kinder than the twin. The camera's two views show
+    which pixels the task part changes, more sharply than the reconstruction can (docs/articulation.md).
+    """
+    if part is None:
+        return None
+    members = state.part_mask(part)
+    if int(members.sum()) < 2:
+        return None
+    radius = max(1, round(TASK_CHANGE_DILATION_PX * camera.width / 64))
+    changed = changed_pixels(image, goal_image).astype(np.uint8)
+    changed = cv2.dilate(changed, np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)).astype(bool)
+    joint = state.joints[part]
+    start = state.base.means[0][members].detach().cpu().numpy().astype(np.float64)  # once per episode
+    kept = np.zeros(len(start), bool)
+    for points in (start, joint.move_points(start, goal_value - joint.start)):
+        kept |= changed[camera.pixel_index(np.nan_to_num(camera.project(points)[0]))]
+    if not TASK_CARVE_KEPT[0] <= kept.mean() <= TASK_CARVE_KEPT[1]:
+        return None
+    keep = torch.ones_like(members)
+    keep[members] = torch.as_tensor(kept, device=members.device)
+    return state.split_part(part, keep)
 
 
 def render_part_labels(gaussians: Gaussians, labels: torch.Tensor, cameras: list) -> np.ndarray:

@@ -147,6 +147,16 @@ class ArticulatedState:
     def part_mask(self, part: int) -> torch.Tensor:
         return self.labels == part
 
+    def split_part(self, part: int, keep: torch.Tensor) -> int:
+        """Give the Gaussians of ``part`` where ``keep`` (N,) bool is False a part of their own, with a copy of the
+        joint at default limits around its start; returns the new part's index. ``part`` keeps its joint."""
+        joint = self.joints[part]
+        lower, upper = DEFAULT_REVOLUTE_RANGE if joint.type == "revolute" else DEFAULT_PRISMATIC_RANGE
+        new = len(self.joints)
+        self.labels = torch.where(self.part_mask(part) & ~keep.to(self.labels.device), new, self.labels)
+        self.joints.append(replace(joint, lower=joint.start + lower, upper=joint.start + upper, value=joint.start))
+        return new
+
     def set_value(self, part: int, value: float) -> float:
         """Set a part's joint value (clamped to its limits); returns the value set."""
         joint = self.joints[part]

@@ -10,7 +10,7 @@ from gymnasium.utils.env_checker import check_env
 
 from partrm_gym.articulation import STATIC, ArticulatedState, PartJoint
 from partrm_gym.envs.task import TaskConfig, observation_camera
-from partrm_gym.envs.world_model_env import PartRMEnv, find_task_part
+from partrm_gym.envs.world_model_env import PartRMEnv, carve_task_part, find_task_part
 from partrm_gym.errors import UsageError
 from partrm_gym.gaussians import Gaussians
 from partrm_gym.model.partrm import PartRM
@@ -124,6 +124,40 @@ def test_task_part_is_the_part_whose_motion_makes_the_cameras_change():
     assert find_task_part(empty, camera, camera_view(state), camera_view(state), 0.0, 0.15, (0.0, 0.5)) is None
     with pytest.raises(ValueError, match="rule must be"):
         find_task_part(state.copy(), camera, camera_view(state), camera_view(state), 0.0, 0.15, (0.0, 0.5), rule="x")
+
+
+def test_carving_keeps_in_the_task_part_only_what_the_cameras_see_change():
+    """Two drawers side by side that the head labelled as one part: only the right one moves between the camera's
+    views, so the task part keeps the right half and the left half becomes a part of its own with the same joint;
+    a part whose every Gaussian changes is left whole."""
+    camera = observation_camera(TaskConfig(resolution=32))
+    g = torch.Generator().manual_seed(1)
+    n = 800
+    right = torch.arange(n) % 2 == 1  # two boxes apart along y, as the camera sees them: left and right
+    means = (torch.rand(1, n, 3, generator=g) - 0.5) * torch.tensor([0.1, 0.15, 0.15])
+    means[0, :, 1] += torch.where(right, 0.2, -0.2)
+    gaussians = Gaussians(means, torch.full((1, n), 0.9), torch.full((1, n, 3), 0.02),
+                          torch.tensor([1.0, 0.0, 0.0, 0.0]).expand(1, n, 4), torch.rand(1, n, 3, generator=g))
+    up = PartJoint("prismatic", np.array([0.0, 0.0, 1.0]), np.zeros(3), 0.0, 0.3, 0.0)
+    truth = ArticulatedState(gaussians, torch.where(right, 0, STATIC), [replace(up)])
+    goal = truth.copy()
+    goal.set_value(0, 0.1)
+    image, goal_image = (render_images(s.gaussians(), [camera])[0][0] for s in (truth, goal))
+
+    merged = ArticulatedState(gaussians, torch.zeros(n, dtype=torch.long), [replace(up)])
+    new = carve_task_part(merged, 0, camera, image, goal_image, goal_value=0.1)
+    assert new == 1 and len(merged.joints) == 2
+    task, other = merged.part_mask(0), merged.part_mask(1)
+    precision = float((task & right).sum() / task.sum())
+    recall = float((task & right).sum() / right.sum())
+    assert precision > 0.8 and recall > 0.8, (precision, recall)
+    assert (task | other).all() and merged.joints[1].type == "prismatic"
+    assert (merged.joints[1].lower, merged.joints[1].upper) == (-0.5, 0.5)  # default limits around its start
+
+    whole = ArticulatedState(gaussians, torch.where(right, 0, STATIC), [replace(up)])
+    assert carve_task_part(whole, 0, camera, image, goal_image, goal_value=0.1) is None
+    assert len(whole.joints) == 1 and torch.equal(whole.labels, truth.labels)
+    assert carve_task_part(whole, None, camera, image, goal_image, goal_value=0.1) is None
 
 
 def test_api_checker_and_episode(env):
