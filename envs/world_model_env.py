@@ -387,10 +387,24 @@ def find_task_part(state: ArticulatedState, camera: Camera, image: np.ndarray, g
         raise ValueError(f"find_task_part: rule must be 'change' or 'goal_image', not {rule!r}")
     if not state.joints:
         return None
+    best = 0  # a single part needs no scoring (the common case: two renders saved per reset)
+    if len(state.joints) > 1:
+        scores = _part_scores(state, camera, image, goal_image, goal_value - start_value, rule)
+        best = min(range(len(scores)), key=scores.__getitem__)
+    joint = state.joints[best]
+    joint.lower, joint.upper = limits
+    joint.start = joint.value = start_value
+    return best
+
+
+def _part_scores(state: ArticulatedState, camera: Camera, image: np.ndarray, goal_image: np.ndarray, delta: float,
+                 rule: str) -> list[tuple[float, float]]:
+    """:func:`find_task_part`'s score per part of ``state``, smaller is better: (−IoU of the change its motion by
+    ``delta`` makes with the change from ``image`` to ``goal_image`` (0 unless ``rule="change"``), mean absolute
+    difference of the moved render to ``goal_image``)."""
     if rule == "change":
         wanted = changed_pixels(image, goal_image)
         unmoved = render_images(state.gaussians(), [camera])[0][0]
-    delta = goal_value - start_value
     scores = []
     for k in range(len(state.joints)):
         trial = state.copy()
@@ -403,11 +417,7 @@ def find_task_part(state: ArticulatedState, camera: Camera, image: np.ndarray, g
             union = np.logical_or(change, wanted).sum()
             iou = np.logical_and(change, wanted).sum() / union if union else 0.0
         scores.append((-iou, float(np.abs(moved.astype(np.float32) - goal_image).mean())))
-    best = min(range(len(scores)), key=scores.__getitem__)
-    joint = state.joints[best]
-    joint.lower, joint.upper = limits
-    joint.start = joint.value = start_value
-    return best
+    return scores
 
 
 TASK_CHANGE_DILATION_PX = 2  # at 64² (scales with the width): the change mask grows by this before carving

@@ -30,6 +30,8 @@ class WorldModel:
     def __init__(self, network: torch.nn.Module, config: object, device: str | torch.device = "cpu",
                  rig: RigConfig | None = None, provenance: dict | None = None) -> None:
         self.network = network.to(device).eval()
+        if torch.device(device).type == "cpu":  # oneDNN's NHWC convolutions: the UNet pass 12-20% faster on a CPU
+            self.network = self.network.to(memory_format=torch.channels_last)
         self.config = config
         self.device = torch.device(device)
         self.provenance = provenance or {}
