@@ -6,10 +6,10 @@ env) and reconstructs it once. Then it scores candidate drags:
 
 - **by imagined joint progress** (a model with the articulation head, an env that reports the task
   joint): the reconstruction becomes an articulated state, its task part is the part whose motion to
-  the goal value best reproduces the goal image (:func:`~partrm_gym.envs.world_model_env.find_task_part`
+  the goal value best reproduces the goal image (:func:`~partrm_gym.envs.task_part.find_task_part`
   with ``rule="goal_image"``; the env's change-mask rule, measured worse here, sees only a few noisy
   changed pixels once the observation nears the goal), carved to its Gaussians in the pixels that differ
-  between observation and goal image (:func:`~partrm_gym.envs.world_model_env.carve_task_part`: a drag on a
+  between observation and goal image (:func:`~partrm_gym.envs.task_part.carve_task_part`: a drag on a
   neighbouring drawer the head merged with it then scores no progress), and a candidate drag's
   score is the task joint's distance to ``goal_fraction`` after the drag — grasp and joint solve as in
   the articulated transition, so a whole CEM iteration costs no network call;
@@ -36,7 +36,7 @@ from partrm_gym.articulation import solve_joint_value
 from partrm_gym.cameras import Camera
 from partrm_gym.drags import to_pixels
 from partrm_gym.envs.task import decode_action, image_distance
-from partrm_gym.envs.world_model_env import carve_task_part, find_task_part
+from partrm_gym.envs.task_part import carve_task_part, find_task_part
 from partrm_gym.errors import UsageError
 from partrm_gym.model.drag_propagation import drags_for_model
 from partrm_gym.model.segmenters import ClassicalSegmenter, Segmenter

@@ -101,3 +101,16 @@ def test_rendering_is_deterministic():
         cam = orbit_camera(45, 20, 1.5, 49.1, 48)
         fa, fb = a.render(cam), b.render(cam)
         assert np.array_equal(fa.rgb, fb.rgb) and np.array_equal(fa.seg, fb.seg)
+
+
+def test_supersampled_render_is_the_block_mean_of_the_fine_render():
+    """RGB is the rounded mean of each k×k block of the fine render; depth and segmentation its centre sample."""
+    with Scene.procedural("drawer", 2) as scene:
+        cam = orbit_camera(30, 15, 1.5, 49.1, 40)
+        k = 3
+        coarse, fine = scene.render(cam, supersample=k), scene.render(cam.resized(40 * k, 40 * k), supersample=1)
+        blocks = fine.rgb.reshape(40, k, 40, k, 3).astype(np.float64)
+        assert np.array_equal(coarse.rgb, np.round(blocks.mean(axis=(1, 3))).astype(np.uint8))
+        assert np.array_equal(coarse.seg, fine.seg[1::k, 1::k])
+        assert np.array_equal(coarse.depth, fine.depth[1::k, 1::k])
+        assert len(np.unique(coarse.seg)) > 2  # background, body and a drawer at least

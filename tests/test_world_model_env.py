@@ -10,7 +10,8 @@ from gymnasium.utils.env_checker import check_env
 
 from partrm_gym.articulation import STATIC, ArticulatedState, PartJoint
 from partrm_gym.envs.task import TaskConfig, observation_camera
-from partrm_gym.envs.world_model_env import PartRMEnv, carve_task_part, find_task_part
+from partrm_gym.envs.task_part import carve_task_part, find_task_part
+from partrm_gym.envs.world_model_env import PartRMEnv
 from partrm_gym.errors import UsageError
 from partrm_gym.gaussians import Gaussians
 from partrm_gym.model.partrm import PartRM

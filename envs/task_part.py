@@ -1,0 +1,123 @@
+"""Which part of an imagined articulated state is the task's, and what of it the camera sees move.
+
+The articulation head finds movable surfaces but often merges neighbouring parts of one kind (stacked drawers) into
+one part. The camera's views of the initial and the goal state show, sharply, which pixels the task part changes:
+:func:`find_task_part` picks the predicted part whose motion makes that change, and :func:`carve_task_part` keeps in
+it only the Gaussians that project into those pixels. The world-model env calls both once per episode at reset, the
+CEM planner at every step (against its observation and goal image).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from partrm_gym.articulation import ArticulatedState
+from partrm_gym.cameras import Camera
+from partrm_gym.rendering import render_images
+
+CHANGE_THRESHOLD = 20  # uint8 levels (max over RGB) from which a pixel counts as changed between two views
+
+
+def changed_pixels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(H, W) bool: where two (H, W, 3) uint8 views of one camera differ by more than ``CHANGE_THRESHOLD``."""
+    return np.abs(a.astype(np.int16) - b.astype(np.int16)).max(-1) > CHANGE_THRESHOLD
+
+
+def find_task_part(state: ArticulatedState, camera: Camera, image: np.ndarray, goal_image: np.ndarray,
+                   start_value: float, goal_value: float, limits: tuple[float, float],
+                   rule: str = "change") -> int | None:
+    """The part of ``state`` that is the task joint: the part whose motion from ``start_value`` to ``goal_value``
+    changes, in ``camera``, the pixels that change from ``image`` to ``goal_image`` (both (H, W, 3) uint8 views of
+    the current and the goal state): the best intersection-over-union of the two change masks, ties broken by the
+    moved render's distance to ``goal_image`` (``rule="change"``); or, with ``rule="goal_image"``, the part whose
+    moved render is nearest ``goal_image`` (mean absolute difference). That part's joint takes the task's
+    ``limits`` and ``start_value`` as its start and current value (``state`` is changed in place). None when the
+    state has no part.
+
+    The world-model env calls it at reset with ``"change"`` (the camera's views of the initial and goal states):
+    comparing *changes* makes the rule indifferent to how the reconstruction's colours and blur differ from the
+    camera's, so the goal needs no reconstruction of its own (half the model time of a reset), and on multi-part
+    states of the train split it picked a part overlapping the twin's task part more often than matching a goal
+    reconstruction did. The planner calls it at every step with ``"goal_image"`` (its observation and the goal
+    image): near the goal the change between them is a few noisy pixels, and its twin success on the train
+    split was as high or higher with ``"goal_image"`` (docs/articulation.md).
+
+    The axis keeps the sign the head predicted (the way the joint value grows). Fitting the sign to the goal image
+    as well was measured worse: a drawer pushed in looks much like a closed one, while one pulled out shows the
+    sides the reset views never saw (empty), so the image preferred the wrong sign for 9 of 20 held-out drawers,
+    the head for 1 of 20 (docs/articulation.md).
+    """
+    if rule not in ("change", "goal_image"):
+        raise ValueError(f"find_task_part: rule must be 'change' or 'goal_image', not {rule!r}")
+    if not state.joints:
+        return None
+    best = 0  # a single part needs no scoring (the common case: two renders saved per reset)
+    if len(state.joints) > 1:
+        scores = _part_scores(state, camera, image, goal_image, goal_value - start_value, rule)
+        best = min(range(len(scores)), key=scores.__getitem__)
+    joint = state.joints[best]
+    joint.lower, joint.upper = limits
+    joint.start = joint.value = start_value
+    return best
+
+
+def _part_scores(state: ArticulatedState, camera: Camera, image: np.ndarray, goal_image: np.ndarray, delta: float,
+                 rule: str) -> list[tuple[float, float]]:
+    """:func:`find_task_part`'s score per part of ``state``, smaller is better: (−IoU of the change its motion by
+    ``delta`` makes with the change from ``image`` to ``goal_image`` (0 unless ``rule="change"``), mean absolute
+    difference of the moved render to ``goal_image``)."""
+    if rule == "change":
+        wanted = changed_pixels(image, goal_image)
+        unmoved = render_images(state.gaussians(), [camera])[0][0]
+    scores = []
+    for k in range(len(state.joints)):
+        trial = state.copy()
+        trial.joints[k].lower, trial.joints[k].upper = -np.inf, np.inf
+        trial.joints[k].value = trial.joints[k].start + delta
+        moved = render_images(trial.gaussians(), [camera])[0][0]
+        iou = 0.0
+        if rule == "change":
+            change = changed_pixels(moved, unmoved)
+            union = np.logical_or(change, wanted).sum()
+            iou = np.logical_and(change, wanted).sum() / union if union else 0.0
+        scores.append((-iou, float(np.abs(moved.astype(np.float32) - goal_image).mean())))
+    return scores
+
+
+TASK_CHANGE_DILATION_PX = 2  # at 64² (scales with the width): the change mask grows by this before carving
+TASK_CARVE_KEPT = (0.1, 0.98)  # carve only when this share (min, max) of the task part's Gaussians lies in the mask
+
+
+def carve_task_part(state: ArticulatedState, part: int | None, camera: Camera, image: np.ndarray,
+                    goal_image: np.ndarray, goal_value: float) -> int | None:
+    """Keep in the task ``part`` only the Gaussians whose centre projects, at the part's start or at
+    ``goal_value``, into the pixels that change from ``image`` to ``goal_image`` (the camera's (H, W, 3) uint8 views
+    of the initial and goal states, the mask grown by ``TASK_CHANGE_DILATION_PX``); the others become a part of
+    their own with the same joint (:meth:`~partrm_gym.articulation.ArticulatedState.split_part`). Returns that new
+    part, or None when nothing was carved (no part, fewer than 2 Gaussians, or a kept share outside
+    ``TASK_CARVE_KEPT``). Call it after :func:`find_task_part` and before rendering the goal.
+
+    Why: the head often labels neighbouring parts of one kind as one part (stacked drawers), so in imagination a
+    drag on any of them moved the task joint and imagination was kinder than the twin. The camera's two views show
+    which pixels the task part changes, more sharply than the reconstruction can (docs/articulation.md).
+    """
+    if part is None:
+        return None
+    members = state.part_mask(part)
+    if int(members.sum()) < 2:
+        return None
+    radius = max(1, round(TASK_CHANGE_DILATION_PX * camera.width / 64))
+    changed = changed_pixels(image, goal_image).astype(np.uint8)
+    changed = cv2.dilate(changed, np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)).astype(bool)
+    joint = state.joints[part]
+    start = state.base.means[0][members].detach().cpu().numpy().astype(np.float64)  # once per episode
+    kept = np.zeros(len(start), bool)
+    for points in (start, joint.move_points(start, goal_value - joint.start)):
+        kept |= changed[camera.pixel_index(np.nan_to_num(camera.project(points)[0]))]
+    if not TASK_CARVE_KEPT[0] <= kept.mean() <= TASK_CARVE_KEPT[1]:
+        return None
+    keep = torch.ones_like(members)
+    keep[members] = torch.as_tensor(kept, device=members.device)
+    return state.split_part(part, keep)
