@@ -34,6 +34,9 @@ class AgentConfig:
     warm_start_steps: int = 2_000  # env steps of scripted demonstrations (on top of total_steps)
     warm_start_epochs: int = 20  # passes over the demonstrations
     warm_start_std: float = 0.3  # the policy's exploration std after cloning (PPO's own start: 1)
+    # PPO: anneal the exploration std geometrically from its start (warm_start_std, or 1 without a warm start) to this
+    # by total_steps, so the policy PPO optimises ends near its mean action, which evaluation takes; null: PPO's own
+    final_std: float | None = None
     # logging / checkpoints
     checkpoint_every: int = 2_000
     snapshot_every: int = 0  # also keep the agent every this many steps in snapshots/ (never pruned); 0: none
@@ -53,6 +56,9 @@ class AgentConfig:
         for name in ("warm_start_steps", "warm_start_epochs", "warm_start_std"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.final_std is not None and (self.final_std <= 0 or self.algo != "ppo"):
+            raise ValueError(f"final_std is a positive exploration std for algo: ppo (got {self.final_std} with "
+                             f"algo: {self.algo}); use final_std: null")
         if self.snapshot_every < 0:
             raise ValueError(f"snapshot_every must be >= 0 (0: no snapshots), got {self.snapshot_every}")
         check_env_id(self.env_id)

@@ -29,8 +29,9 @@ BUILTIN_POLICIES = ("random", "scripted", "planner")
 
 
 def make_actor(policy: str, seed: int = 0, model_path: str | None = None,
-               planner: PlannerConfig | None = None, world_model: Any = None) -> Any:
-    """A callable ``act(obs)`` or an object with ``act(env, obs)`` for ``run_episode``."""
+               planner: PlannerConfig | None = None, world_model: Any = None, sample_actions: bool = False) -> Any:
+    """A callable ``act(obs)`` or an object with ``act(env, obs)`` for ``run_episode``. ``sample_actions``: an
+    agent samples from its policy instead of taking the mean action (:class:`AgentPolicy`)."""
     if policy in ("random", "scripted"):
         return make_policy(policy, seed)
     if policy == "planner":
@@ -42,7 +43,8 @@ def make_actor(policy: str, seed: int = 0, model_path: str | None = None,
         raise FileNotFoundError(f"policy {policy!r} is neither one of {BUILTIN_POLICIES} nor an agent folder "
                                 "(written by `partrm-gym policy train`, e.g. runs/ppo/final)")
     model, cfg = load_agent(policy)
-    return AgentPolicy(model, cfg.env_kwargs.get("control_mode", TaskConfig.control_mode))
+    return AgentPolicy(model, cfg.env_kwargs.get("control_mode", TaskConfig.control_mode),
+                       deterministic=not sample_actions, seed=seed)
 
 
 def env_kwargs_for(actor: Any, env_kwargs: dict[str, Any] | None) -> dict[str, Any]:
@@ -95,12 +97,16 @@ def format_summary(name: str, s: dict[str, Any]) -> str:
 def main(args: argparse.Namespace) -> int:
     env_kwargs = {"split": args.split, **({"partnet_root": args.partnet} if getattr(args, "partnet", None) else {})}
     planner = PlannerConfig(candidates=args.candidates, iterations=args.iterations)
-    actor = make_actor(args.policy, args.seed, args.model, planner)
+    if args.sample_actions and args.policy in BUILTIN_POLICIES:
+        raise UsageError(f"--sample-actions is for a trained agent's folder; {args.policy!r} has no action "
+                         "distribution to sample (leave the flag out)")
+    actor = make_actor(args.policy, args.seed, args.model, planner, sample_actions=args.sample_actions)
     name = Path(args.policy).name if args.policy not in BUILTIN_POLICIES else args.policy
     summary, results = evaluate(actor, args.env, env_kwargs, args.episodes, args.seed, args.video_episodes,
                                 desc=f"{name} on {args.env}")
     summary.update({"policy": args.policy, "env": args.env, "env_kwargs": env_kwargs, "seed": args.seed,
-                    "planner": asdict(planner) if args.policy == "planner" else None})
+                    "planner": asdict(planner) if args.policy == "planner" else None,
+                    "sample_actions": args.sample_actions})
     write_report(Path(args.out), name, summary, results)
     print(format_summary(name, summary))
     print(f"wrote {args.out}/{name}.{{json,csv,gif}}")

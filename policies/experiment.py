@@ -27,6 +27,7 @@ from partrm_gym.config import load_config, save_config
 from partrm_gym.errors import UsageError
 from partrm_gym.io import atomic_write_csv, atomic_write_text
 from partrm_gym.model.checkpoint import CHECKSUM_KEY, PROVENANCE, read_provenance
+from partrm_gym.model.world_model import default_checkpoint_dir
 from partrm_gym.plotting import save_figure, subplots
 from partrm_gym.policies.agent_config import AgentConfig
 from partrm_gym.policies.agents import snapshot_dir, train_agent
@@ -64,6 +65,7 @@ def _train_agents(cfg: ExperimentConfig, out: Path) -> dict[str, Path]:
                                        "env_kwargs": {**agent_cfg.env_kwargs, "model_path": cfg.model_path}})
         run = out / "agents" / name
         final = run / "final"
+        _check_cached_agent(run, name, agent_cfg)
         if not (final / PROVENANCE).is_file():  # written last by save_agent: the agent is complete
             print(f"training {name}: {agent_cfg.algo} on {agent_cfg.env_id} for {agent_cfg.total_steps} steps")
             train_agent(agent_cfg, run, resume=latest_checkpoint(run) is not None)
@@ -76,6 +78,19 @@ def _train_agents(cfg: ExperimentConfig, out: Path) -> dict[str, Path]:
                                  f"or 0 for the behaviour clone of an agent with warm_start: scripted")
             folders[f"{name}@{steps}"] = folder
     return folders
+
+
+def _check_cached_agent(run: Path, name: str, cfg: AgentConfig) -> None:
+    """An agent folder left by an earlier run is reused (or resumed) only when it was trained with ``cfg``: a changed
+    agent config must not be answered with the old agent."""
+    saved = run / "agent.yaml"
+    if not saved.is_file():
+        return
+    before = load_config(AgentConfig, saved)
+    changed = sorted(k for k in asdict(cfg) if asdict(cfg)[k] != asdict(before)[k])
+    if changed:
+        raise UsageError(f"{run} holds agent {name!r} trained with other settings ({', '.join(changed)} differ from "
+                         "its config now); give the experiment a new --out, or remove that folder to retrain it")
 
 
 def _cached_eval(out: Path, key: str, fingerprint: str, run: Any) -> tuple[dict[str, Any], list[float]]:
@@ -122,6 +137,8 @@ def run_experiment(cfg: ExperimentConfig, out: Path) -> dict[str, Any]:
         imagined_kwargs["world_model"] = world_model  # one model in memory for the planner and the env
     elif cfg.model_path:
         imagined_kwargs["model_path"] = cfg.model_path
+    # the world model's weights, so that evaluations cached with another (re-bundled) model are not reused
+    world_model_id = read_provenance(cfg.model_path or default_checkpoint_dir()).get(CHECKSUM_KEY)
     rows, scatter = [], []
     for name, policy in policies.items():
         def sim(policy: str = policy, name: str = name) -> tuple:
@@ -133,8 +150,8 @@ def run_experiment(cfg: ExperimentConfig, out: Path) -> dict[str, Any]:
             return evaluate(actor, cfg.imagined_env, imagined_kwargs, cfg.episodes, cfg.seed,
                             desc=f"{name} (imagined)")
 
-        fingerprint = hashlib.sha256(json.dumps([_evaluation_settings(cfg), policy, _weights_id(policy)],
-                                                sort_keys=True, default=str).encode()).hexdigest()
+        fingerprint = hashlib.sha256(json.dumps([_evaluation_settings(cfg), policy, _weights_id(policy),
+                                                 world_model_id], sort_keys=True, default=str).encode()).hexdigest()
         summary, sim_returns = _cached_eval(out, f"{name}_twin", fingerprint, sim)
         im_summary, im_returns = _cached_eval(out, f"{name}_imagined", fingerprint, imagined)
         print(format_summary(name, summary))

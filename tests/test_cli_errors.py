@@ -72,6 +72,13 @@ def test_bad_numbers_and_choices_are_one_line(argv, fragments, capsys):
     assert_one_line_usage_error(rc, err, *fragments)
 
 
+def test_sample_actions_is_for_agents(tmp_path, capsys):
+    rc, _, err = run_cli(["policy", "eval", "--policy", "scripted", "--sample-actions", "--out", str(tmp_path / "o")],
+                         capsys)
+    assert_one_line_usage_error(rc, err, "--sample-actions", "scripted")
+    assert not (tmp_path / "o").exists()  # refused before any episode
+
+
 def test_missing_config_file_is_file_not_found_listing_shipped_configs(tmp_path, capsys):
     rc, _, err = run_cli(["datagen", "nope.yaml", "--out", str(tmp_path / "d")], capsys)
     assert_one_line_usage_error(rc, err, "config file not found: nope.yaml", "data/tiny")

@@ -106,10 +106,40 @@ def test_agent_trains_checkpoints_resumes_and_reloads(tmp_path):
     a1 = AgentPolicy(model)({"image": obs[..., :3], "goal": obs[..., 3:]})
     a2, _ = load_agent(final)[0].predict(obs, deterministic=True)
     assert np.allclose(a1, a2) and a1.shape == (4,)
+    # sampled actions: reproducible from the policy's seed, not the mean, and the global torch RNG is untouched
+    current = {"image": obs[..., :3], "goal": obs[..., 3:]}
+    torch_state = torch.get_rng_state()
+    sampled = [AgentPolicy(model, deterministic=False, seed=s) for s in (5, 5, 6)]
+    first, again, other = ([p(current) for _ in range(3)] for p in sampled)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert all(np.array_equal(x, y) for x, y in zip(first, again))
+    assert not np.allclose(first[0], other[0]) and not np.allclose(first[0], first[1])
+    assert not np.allclose(first[0], a1)
     longer = AgentConfig(**{**cfg.__dict__, "total_steps": 96})
     train_agent(longer, tmp_path / "run", resume=True, progress=False)
     provenance = json.loads((tmp_path / "run" / "final" / "provenance.json").read_text())
     assert provenance["metrics"]["num_timesteps"] == 96  # continued from 64, not from 0
+
+
+def test_exploration_std_anneals_geometrically_and_is_validated(tmp_path):
+    from partrm_gym.policies.agents import exploration_std
+
+    base = {"algo": "ppo", "env_id": "PartRMSim-Drawer-v0", "total_steps": 1000}
+    scratch = AgentConfig(**base, final_std=0.04)
+    assert exploration_std(scratch, 0) == pytest.approx(1.0)  # SB3's initial std
+    assert exploration_std(scratch, 500) == pytest.approx(0.2)  # geometric mean of 1 and 0.04
+    assert exploration_std(scratch, 1000) == pytest.approx(0.04) == exploration_std(scratch, 5000)
+    cloned = AgentConfig(**base, final_std=0.05, warm_start="scripted", warm_start_std=0.2)
+    assert exploration_std(cloned, 0) == pytest.approx(0.2) and exploration_std(cloned, 500) == pytest.approx(0.1)
+    for bad in ({"final_std": 0.0}, {"final_std": 0.1, "algo": "sac"}):
+        with pytest.raises(ValueError, match="final_std"):
+            AgentConfig(**{**base, **bad})
+    # in training, every rollout starts at the scheduled std (PPO's update then moves it a little)
+    cfg = AgentConfig(algo="ppo", env_id="PartRMSim-Drawer-v0", env_kwargs=TWIN_KWARGS, total_steps=64, n_envs=1,
+                      n_steps=32, batch_size=32, n_epochs=1, checkpoint_every=64, final_std=0.1)
+    model, _ = load_agent(train_agent(cfg, tmp_path / "run", progress=False))
+    std = float(model.policy.log_std.exp().mean())
+    assert std == pytest.approx(exploration_std(cfg, 32), rel=0.1) and std < 0.5
 
 
 def test_warm_start_clones_the_scripted_policy_before_ppo(tmp_path):
@@ -200,6 +230,25 @@ def test_experiment_writes_table_and_resumes(tmp_path):
     more = run_experiment(ExperimentConfig(**{**cfg.__dict__, "episodes": 3}), out)  # other settings: evaluated anew
     assert json.loads((out / "eval" / "planner_twin.json").read_text())["episodes"] == 3
     assert all(r["ci95"][0] <= r["success_rate"] for r in more["rows"])
+    mtime = (out / "eval" / "planner_twin.json").stat().st_mtime_ns
+    torch.manual_seed(1)
+    save_checkpoint(PartRM(MINI), MINI, tmp_path / "mini")  # the same path, other weights: evaluated anew
+    run_experiment(ExperimentConfig(**{**cfg.__dict__, "episodes": 3}), out)
+    assert (out / "eval" / "planner_twin.json").stat().st_mtime_ns != mtime
+
+
+def test_experiment_refuses_an_agent_trained_with_other_settings(tmp_path):
+    from partrm_gym.config import save_config
+    from partrm_gym.policies.experiment import _check_cached_agent
+
+    cfg = AgentConfig(algo="ppo", env_id="PartRMSim-Drawer-v0", total_steps=64)
+    run = tmp_path / "agents" / "ppo"
+    _check_cached_agent(run, "ppo", cfg)  # nothing cached yet
+    run.mkdir(parents=True)
+    save_config(cfg, run / "agent.yaml")
+    _check_cached_agent(run, "ppo", cfg)  # the same settings: reused
+    with pytest.raises(UsageError, match="final_std, total_steps differ.*new --out"):
+        _check_cached_agent(run, "ppo", AgentConfig(**{**cfg.__dict__, "total_steps": 96, "final_std": 0.1}))
 
 
 def test_mmrv_follows_simpler():

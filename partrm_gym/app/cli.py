@@ -228,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--model", default=None, help="planner: world-model checkpoint folder (default: bundled)")
     q.add_argument("--candidates", type=positive_int, default=16, help="planner: drags per CEM iteration")
     q.add_argument("--iterations", type=positive_int, default=2, help="planner: CEM iterations per step")
+    q.add_argument("--sample-actions", action="store_true",
+                   help="agent: sample actions from the policy (what PPO optimises) instead of its mean action")
     q.add_argument("--video-episodes", type=non_negative_int, default=1, help="episodes recorded into the GIF")
     q.add_argument("--partnet", default=None, metavar="DIR", help="tasks on the real PartNet-Mobility objects in DIR")
     q.add_argument("--out", default="outputs/policy_eval")
