@@ -135,9 +135,7 @@ class AgentPolicy:
         self.model = model
         self.control_mode = control_mode
         self.deterministic = deterministic
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self._rng_state = torch.get_rng_state()
+        self._rng_state = torch.Generator().manual_seed(seed).get_state()  # lent to SB3's sampling in __call__
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         if self.deterministic:

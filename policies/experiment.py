@@ -86,8 +86,8 @@ def _check_cached_agent(run: Path, name: str, cfg: AgentConfig) -> None:
     saved = run / "agent.yaml"
     if not saved.is_file():
         return
-    before = load_config(AgentConfig, saved)
-    changed = sorted(k for k in asdict(cfg) if asdict(cfg)[k] != asdict(before)[k])
+    now, before = asdict(cfg), asdict(load_config(AgentConfig, saved))
+    changed = sorted(k for k in now if now[k] != before[k])
     if changed:
         raise UsageError(f"{run} holds agent {name!r} trained with other settings ({', '.join(changed)} differ from "
                          "its config now); give the experiment a new --out, or remove that folder to retrain it")
