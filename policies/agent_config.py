@@ -26,6 +26,7 @@ class AgentConfig:
     batch_size: int = 64
     n_epochs: int = 4
     ent_coef: float = 0.0
+    image_shift: int = 0  # train on images moved by up to this many pixels (policies/augment.py); 0: none
     # SAC
     buffer_size: int = 20_000
     learning_starts: int = 500
@@ -56,6 +57,8 @@ class AgentConfig:
         for name in ("warm_start_steps", "warm_start_epochs", "warm_start_std"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.image_shift < 0:
+            raise ValueError(f"image_shift is a shift in pixels, >= 0 (0: no augmentation), got {self.image_shift}")
         if self.final_std is not None and (self.final_std <= 0 or self.algo != "ppo"):
             raise ValueError(f"final_std is a positive exploration std for algo: ppo (got {self.final_std} with "
                              f"algo: {self.algo}); use final_std: null")

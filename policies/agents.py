@@ -42,10 +42,16 @@ def build_agent(cfg: AgentConfig, env: Any) -> Any:
     """A fresh SB3 model of ``cfg.algo`` on ``env`` (a VecEnv or an env)."""
     from stable_baselines3 import PPO, SAC
 
+    from partrm_gym.policies.augment import ShiftedNatureCNN
+
+    # SB3's CnnPolicy networks (NatureCNN; PPO's heads sit right on it, as SB3 does for a NatureCNN), the CNN
+    # shifting its training images by image_shift
+    policy_kwargs = {"normalize_images": True, "features_extractor_class": ShiftedNatureCNN,
+                     "features_extractor_kwargs": {"shift": cfg.image_shift}}
     common = {"policy": "CnnPolicy", "env": env, "learning_rate": cfg.learning_rate, "gamma": cfg.gamma,
-              "seed": cfg.seed, "device": cfg.device, "verbose": 0,
-              "policy_kwargs": {"normalize_images": True}}
+              "seed": cfg.seed, "device": cfg.device, "verbose": 0, "policy_kwargs": policy_kwargs}
     if cfg.algo == "ppo":
+        policy_kwargs["net_arch"] = []
         return PPO(n_steps=cfg.n_steps, batch_size=cfg.batch_size, n_epochs=cfg.n_epochs, ent_coef=cfg.ent_coef,
                    **common)
     return SAC(buffer_size=cfg.buffer_size, learning_starts=cfg.learning_starts, batch_size=cfg.batch_size, **common)

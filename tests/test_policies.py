@@ -3,6 +3,7 @@
 import json
 from dataclasses import replace
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -19,6 +20,7 @@ from partrm_gym.policies.episodes import wilson_interval
 from partrm_gym.policies.evaluate import evaluate
 from partrm_gym.policies.experiment import ExperimentConfig, run_experiment
 from partrm_gym.policies.planner import ImaginationPlanner, PlannerConfig
+from partrm_gym.rendering import BACKGROUND_RGB
 
 TWIN_KWARGS = {"split": "train", "resolution": 40, "max_steps": 2}  # NatureCNN needs >= 36 px
 
@@ -153,7 +155,7 @@ def test_warm_start_clones_the_scripted_policy_before_ppo(tmp_path):
     kwargs = {**TWIN_KWARGS, "max_steps": 4, "control_mode": "object_drag"}
     cfg = AgentConfig(algo="ppo", env_id="PartRMSim-Drawer-v0", env_kwargs=kwargs, total_steps=32, n_envs=2,
                       n_steps=16, batch_size=32, n_epochs=1, checkpoint_every=32, warm_start="scripted",
-                      warm_start_steps=24, warm_start_epochs=3)
+                      warm_start_steps=24, warm_start_epochs=3, image_shift=2)
     venv = make_vec_env(cfg)
     try:
         obs, actions, returns = scripted_demonstrations(venv, TaskConfig(**kwargs), 24, 0.95, progress=False)
@@ -170,6 +172,55 @@ def test_warm_start_clones_the_scripted_policy_before_ppo(tmp_path):
     assert (snapshot_dir(tmp_path / "run", 0) / "policy.safetensors").is_file() and final.is_dir()  # the clone
     with pytest.raises(ValueError, match="warm_start.*ppo"):
         AgentConfig(algo="sac", warm_start="scripted")
+    with pytest.raises(ValueError, match="image_shift"):
+        AgentConfig(image_shift=-1)
+
+
+def test_random_shift_moves_images_and_keeps_object_drag_actions():
+    """The training augmentation moves each image by a whole number of pixels (edges repeated), 0 leaves it alone,
+    and an object_drag action is the same for a shifted observation and its equally shifted drag: the label
+    stays right."""
+    from partrm_gym.envs.task import TaskConfig, action_for_drag, object_mask
+    from partrm_gym.policies.augment import random_shift
+
+    h = w = 32
+    image = np.full((h, w, 3), np.round(np.asarray(BACKGROUND_RGB) * 255), np.uint8)
+    image[10:20, 8:24] = (200, 40, 40)  # the object, away from the border
+    stacked = torch.as_tensor(np.concatenate([image, image], axis=-1)).permute(2, 0, 1)[None].repeat(16, 1, 1, 1)
+    assert random_shift(stacked, 0) is stacked
+    torch.manual_seed(0)
+    moved = random_shift(stacked, 3).permute(0, 2, 3, 1).numpy()
+    assert moved.shape == (16, h, w, 6)
+    cfg = TaskConfig(control_mode="object_drag")
+    drag = np.array([12.5 / w, 14.5 / h, 0.7, 0.3])  # starts on an object pixel's centre
+    offsets = set()
+    for m in moved:
+        ys, xs = np.nonzero(object_mask(m[..., :3]))
+        dy, dx = ys.min() - 10, xs.min() - 8
+        assert abs(dy) <= 3 and abs(dx) <= 3 and len(ys) == 10 * 16  # moved, not cut or stretched
+        assert np.array_equal(m[..., :3], m[..., 3:])  # the image and its goal moved together
+        offsets.add((int(dy), int(dx)))
+        shifted = drag + np.array([dx / w, dy / h, dx / w, dy / h])
+        assert np.allclose(action_for_drag(cfg, shifted, m[..., :3]), action_for_drag(cfg, drag, image), atol=1e-6)
+    assert len(offsets) > 1  # each image draws its own shift
+
+
+def test_shifted_cnn_is_natures_cnn_outside_training():
+    """The agents' CNN has NatureCNN's weights (agent folders from before load) and shifts only in training mode."""
+    from stable_baselines3.common.torch_layers import NatureCNN
+
+    from partrm_gym.policies.augment import ShiftedNatureCNN
+
+    space = gym.spaces.Box(0, 255, (6, 40, 40), np.uint8)
+    plain, shifted = NatureCNN(space), ShiftedNatureCNN(space, shift=4)
+    assert plain.state_dict().keys() == shifted.state_dict().keys()
+    shifted.load_state_dict(plain.state_dict())
+    x = torch.rand(4, 6, 40, 40)
+    plain.eval(), shifted.eval()
+    assert torch.equal(plain(x), shifted(x))
+    shifted.train()
+    torch.manual_seed(0)
+    assert not torch.equal(plain(x), shifted(x))
 
 
 def test_bad_agent_folders_are_named(tmp_path):
