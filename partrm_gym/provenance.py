@@ -16,13 +16,21 @@ def dataset_hash(root: str | Path) -> str | None:
     return hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else None
 
 
-def git_commit() -> str | None:
+def git_commit(repo: str | Path | None = None) -> str | None:
+    """The checkout's commit, with ``-dirty`` appended when tracked files differ from it (``git describe``'s
+    convention), so a result made with uncommitted code does not claim a commit it was not made with. None outside
+    a git checkout (an installed wheel). ``repo``: a folder in the checkout (default: this package's)."""
+    cwd = Path(repo) if repo is not None else Path(__file__).parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        if head.returncode != 0 or not head.stdout.strip():
+            return None
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                                capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    dirty = status.returncode == 0 and bool(status.stdout.strip())
+    return head.stdout.strip() + ("-dirty" if dirty else "")
 
 
 def provenance(dataset: str | Path | None = None, metrics: dict[str, Any] | None = None,

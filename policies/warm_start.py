@@ -67,6 +67,20 @@ def scripted_demonstrations(venv: Any, task: TaskConfig, steps: int, gamma: floa
     return np.stack(kept_obs), np.stack(kept_actions), np.asarray(kept_returns, np.float32)
 
 
+def mean_action_and_value(policy: Any, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The policy's mean action (B, A) and value (B,) from **one** pass of its features extractor, as SB3's
+    ``evaluate_actions`` does in PPO's updates. Why: with a training-time augmentation in the extractor
+    (:class:`~partrm_gym.policies.augment.ShiftedNatureCNN`) two passes would show the action head and the value
+    head differently shifted images of the same batch."""
+    features = policy.extract_features(obs)
+    if policy.share_features_extractor:
+        latent_pi, latent_vf = policy.mlp_extractor(features)
+    else:
+        latent_pi = policy.mlp_extractor.forward_actor(features[0])
+        latent_vf = policy.mlp_extractor.forward_critic(features[1])
+    return policy.action_net(latent_pi), policy.value_net(latent_vf).squeeze(-1)
+
+
 def behaviour_clone(model: Any, observations: np.ndarray, actions: np.ndarray, returns: np.ndarray, epochs: int,
                     std: float, batch_size: int = 64, learning_rate: float = 1e-3, seed: int = 0) -> dict[str, float]:
     """Fit ``model.policy`` (an SB3 ``ActorCriticPolicy``): mean action → ``actions`` (M, 4) and value → ``returns``
@@ -86,9 +100,9 @@ def behaviour_clone(model: Any, observations: np.ndarray, actions: np.ndarray, r
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             obs, _ = policy.obs_to_tensor(observations[idx])
-            mean = policy.get_distribution(obs).distribution.mean
+            mean, values = mean_action_and_value(policy, obs)
             a_loss = (mean - target_actions[idx]).square().mean()
-            v_loss = (policy.predict_values(obs).squeeze(-1) - target_returns[idx]).square().mean()
+            v_loss = (values - target_returns[idx]).square().mean()
             optimiser.zero_grad()
             (a_loss + 0.5 * v_loss).backward()
             optimiser.step()
@@ -100,4 +114,4 @@ def behaviour_clone(model: Any, observations: np.ndarray, actions: np.ndarray, r
     return {"action_loss": float(action_loss), "value_loss": float(value_loss)}
 
 
-__all__ = ["behaviour_clone", "scripted_demonstrations"]
+__all__ = ["behaviour_clone", "mean_action_and_value", "scripted_demonstrations"]

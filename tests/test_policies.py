@@ -20,6 +20,7 @@ from partrm_gym.policies.episodes import wilson_interval
 from partrm_gym.policies.evaluate import evaluate
 from partrm_gym.policies.experiment import ExperimentConfig, run_experiment
 from partrm_gym.policies.planner import ImaginationPlanner, PlannerConfig
+from partrm_gym.policies.scripted import ScriptedPolicy
 from partrm_gym.rendering import BACKGROUND_RGB
 
 TWIN_KWARGS = {"split": "train", "resolution": 40, "max_steps": 2}  # NatureCNN needs >= 36 px
@@ -54,7 +55,28 @@ def test_planner_by_image_batches_candidates_and_returns_a_valid_action():
     assert np.all((planner.last_scores >= 0) & (planner.last_scores <= 1))
     with pytest.raises(ValueError, match="elites"):
         ImaginationPlanner(wm, PlannerConfig(candidates=2, elites=3))
+    # the candidates keep the scripted drag's start unless vary_start; CEM then searches the start too
+    for vary_start in (False, True):
+        planner = ImaginationPlanner(wm, replace(cfg, vary_start=vary_start), seed=0)
+        scored = _record_candidates(planner)
+        prior = ScriptedPolicy(0)(obs)  # the planner's prior, seeded like it
+        planner.act(env, obs)
+        starts = np.concatenate(scored)[:, :2]
+        assert np.allclose(starts, prior[:2]) != vary_start
     env.close()
+
+
+def _record_candidates(planner: ImaginationPlanner) -> list[np.ndarray]:
+    """The candidate actions the planner's image scorer is given, one array per CEM iteration."""
+    scored: list[np.ndarray] = []
+    make_scorer = planner._image_scorer
+
+    def recording_scorer(*args):
+        score = make_scorer(*args)
+        return lambda actions: scored.append(actions.copy()) or score(actions)
+
+    planner._image_scorer = recording_scorer
+    return scored
 
 
 def test_planner_by_joint_progress_on_true_geometry_picks_a_drag_towards_the_goal():
@@ -75,7 +97,8 @@ def test_planner_by_joint_progress_on_true_geometry_picks_a_drag_towards_the_goa
     network_calls = []
     wm.predict = lambda *a, **k: network_calls.append("predict")
     wm.predict_articulated = lambda views, grouping=None: network_calls.append("articulated") or [truth.copy()]
-    planner = ImaginationPlanner(wm, PlannerConfig(candidates=16, iterations=2, elites=4), seed=0)
+    # the start searched too, so the test does not hinge on the scripted start pixel grasping the task part
+    planner = ImaginationPlanner(wm, PlannerConfig(candidates=16, iterations=2, elites=4, vary_start=True), seed=0)
     action = planner.act(env, obs)
     assert network_calls == ["articulated"]  # one reconstruction per step, none per candidate
     assert planner.last_scores.min() < info["joint_error"] - 0.05  # a candidate moves the joint towards its goal
@@ -174,6 +197,35 @@ def test_warm_start_clones_the_scripted_policy_before_ppo(tmp_path):
         AgentConfig(algo="sac", warm_start="scripted")
     with pytest.raises(ValueError, match="image_shift"):
         AgentConfig(image_shift=-1)
+
+
+def test_cloning_reads_one_feature_pass_for_both_heads():
+    """Behaviour cloning's mean action and value come from one pass of the (shifting) CNN, so both heads see the
+    same shifted batch; outside training they equal SB3's own ``get_distribution`` / ``predict_values``."""
+    from partrm_gym.policies.agent_envs import make_vec_env
+    from partrm_gym.policies.agents import build_agent
+    from partrm_gym.policies.warm_start import mean_action_and_value
+
+    cfg = AgentConfig(algo="ppo", env_id="PartRMSim-Drawer-v0", env_kwargs=TWIN_KWARGS, total_steps=32, n_envs=1,
+                      n_steps=16, batch_size=16, n_epochs=1, checkpoint_every=32, image_shift=2)
+    venv = make_vec_env(cfg)
+    try:
+        model = build_agent(cfg, venv)
+        policy = model.policy
+        obs, _ = policy.obs_to_tensor(np.stack([venv.reset()[0]] * 3))
+        passes = []
+        handle = policy.features_extractor.register_forward_hook(lambda *_: passes.append(1))
+        policy.set_training_mode(True)
+        mean, values = mean_action_and_value(policy, obs)
+        assert len(passes) == 1 and mean.shape == (3, 4) and values.shape == (3,)
+        handle.remove()
+        policy.set_training_mode(False)
+        with torch.no_grad():
+            mean, values = mean_action_and_value(policy, obs)
+            assert torch.allclose(mean, policy.get_distribution(obs).distribution.mean)
+            assert torch.allclose(values, policy.predict_values(obs).squeeze(-1))
+    finally:
+        venv.close()
 
 
 def test_random_shift_moves_images_and_keeps_object_drag_actions():
