@@ -51,6 +51,10 @@ class ExperimentConfig:
     agents: dict[str, str] = field(default_factory=lambda: {"ppo_imagination": "policy/ppo_imagination",
                                                             "ppo_twin": "policy/ppo_twin"})
     baselines: tuple[str, ...] = ("random", "scripted", "planner")
+    # True: trained agents act by sampling their Gaussian policy (the policy PPO optimises; seeded, reproducible)
+    # instead of taking its mean action. Why: after a drag that grasps nothing the observation is unchanged, so a
+    # mean action repeats the miss to the end of the episode (docs/experiment.md measures both)
+    sample_actions: bool = False
     # agent name -> env steps of earlier checkpoints also evaluated (as "name@steps"), so the policies span weak
     # to strong; 0 is the behaviour clone a warm-started agent starts from
     checkpoints: dict[str, list[int]] = field(default_factory=dict)
@@ -142,11 +146,11 @@ def run_experiment(cfg: ExperimentConfig, out: Path) -> dict[str, Any]:
     rows, scatter = [], []
     for name, policy in policies.items():
         def sim(policy: str = policy, name: str = name) -> tuple:
-            actor = make_actor(policy, cfg.seed, cfg.model_path, cfg.planner, world_model)
+            actor = make_actor(policy, cfg.seed, cfg.model_path, cfg.planner, world_model, cfg.sample_actions)
             return evaluate(actor, cfg.eval_env, sim_kwargs, cfg.episodes, cfg.seed, desc=f"{name} (twin)")
 
         def imagined(policy: str = policy, name: str = name) -> tuple:
-            actor = make_actor(policy, cfg.seed, cfg.model_path, cfg.planner, world_model)
+            actor = make_actor(policy, cfg.seed, cfg.model_path, cfg.planner, world_model, cfg.sample_actions)
             return evaluate(actor, cfg.imagined_env, imagined_kwargs, cfg.episodes, cfg.seed,
                             desc=f"{name} (imagined)")
 
@@ -194,7 +198,8 @@ def _correlations(scatter: list[tuple[str, float, float]], rows: list[dict]) -> 
 def _write_tables(cfg: ExperimentConfig, out: Path, rows: list[dict], corr: dict[str, float]) -> None:
     lines = [f"# {cfg.name}", "",
              f"`partrm-gym policy experiment` — {cfg.episodes} held-out episodes ({cfg.split} split, seeds "
-             f"{cfg.seed}..{cfg.seed + cfg.episodes - 1}) per policy in `{cfg.eval_env}` and in `{cfg.imagined_env}`.",
+             f"{cfg.seed}..{cfg.seed + cfg.episodes - 1}) per policy in `{cfg.eval_env}` and in `{cfg.imagined_env}`; "
+             f"trained agents {'sample their actions' if cfg.sample_actions else 'take their mean action'}.",
              "", "| policy | success (twin) | 95% CI | success (imagined) | 95% CI | mean return (twin) | "
              "mean return (imagined) | mean steps (twin) | final joint error (twin) |",
              "|---|---|---|---|---|---|---|---|---|"]

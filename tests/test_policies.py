@@ -340,6 +340,25 @@ def test_experiment_writes_table_and_resumes(tmp_path):
     assert (out / "eval" / "planner_twin.json").stat().st_mtime_ns != mtime
 
 
+def test_experiment_hands_sample_actions_to_every_actor_and_states_it(tmp_path, monkeypatch):
+    """``sample_actions`` reaches the actors of both worlds (agents then sample; baselines ignore it) and the table
+    says how the agents acted."""
+    import partrm_gym.policies.experiment as experiment
+
+    save_checkpoint(PartRM(MINI), MINI, tmp_path / "mini")
+    seen = []
+    make_actor = experiment.make_actor
+    monkeypatch.setattr(experiment, "make_actor", lambda *a: seen.append(a[5]) or make_actor(*a))
+    for sample in (False, True):
+        cfg = ExperimentConfig(episodes=1, seed=3, model_path=str(tmp_path / "mini"), agents={},
+                               env_kwargs={"resolution": 32, "max_steps": 1}, baselines=("random",),
+                               sample_actions=sample)
+        run_experiment(cfg, tmp_path / f"exp_{sample}")
+        text = (tmp_path / f"exp_{sample}" / "results.md").read_text()
+        assert ("sample their actions" in text) == sample and ("take their mean action" in text) != sample
+    assert seen == [False, False, True, True]  # twin and imagined, per setting
+
+
 def test_experiment_refuses_an_agent_trained_with_other_settings(tmp_path):
     from partrm_gym.config import save_config
     from partrm_gym.policies.experiment import _check_cached_agent
