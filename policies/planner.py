@@ -133,6 +133,8 @@ class ImaginationPlanner:
         current = state.gaussians()
         depth = render_images(current, [camera]).depth[0]
         now = abs(task["joint_fraction"] - task["goal_fraction"])
+        grasps: dict[tuple[float, float], tuple[int, np.ndarray] | None] = {}  # by start pixel: with the start
+        # kept (vary_start False) every candidate of the step shares one, so it is lifted once
 
         def score(actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             scores, hit = np.full(len(actions), now), np.zeros(len(actions), bool)
@@ -141,7 +143,11 @@ class ImaginationPlanner:
             joint = state.joints[part]
             for i, a in enumerate(actions):
                 drag = decode_action(a)
-                grasped = state.grasp(current, depth, camera, to_pixels(drag[:2], camera))
+                start = to_pixels(drag[:2], camera)
+                key = (float(start[0]), float(start[1]))
+                if key not in grasps:
+                    grasps[key] = state.grasp(current, depth, camera, start)
+                grasped = grasps[key]
                 if grasped is None or grasped[0] != part:
                     continue
                 value = solve_joint_value(joint, grasped[1], to_pixels(drag[2:], camera), camera)
