@@ -9,7 +9,10 @@ initial and goal values. Everything else is predicted.
 Two transitions (``transition=``):
 
 * ``"articulated"`` (default): at reset the model reconstructs the Gaussians once, labels each with
-  its part and predicts each part's joint (:mod:`partrm_gym.articulation`). The task part is the
+  its part and predicts each part's joint (:mod:`partrm_gym.articulation`); with ``view_fit_steps`` > 0 (off
+  by default) gradient steps then fit the reconstruction's positions, colours, opacities and sizes to the
+  camera's view of the initial state (:func:`~partrm_gym.photometric_fit.fit_to_view`), so that part borders
+  sit where the camera shows them. The task part is the
   predicted part whose motion from the initial to the goal joint value changes the pixels that
   change between the camera's views of the initial and the goal state, keeping only its Gaussians that
   project into those changed pixels (the rest, often a neighbouring drawer the head merged with it,
@@ -58,6 +61,7 @@ from partrm_gym.gaussians import Gaussians, save_ply
 from partrm_gym.model.drag_propagation import drags_for_model, starts_on_surface
 from partrm_gym.model.segmenters import ClassicalSegmenter, SamSegmenter, Segmenter
 from partrm_gym.model.world_model import WorldModel
+from partrm_gym.photometric_fit import ViewFit, fit_to_view
 from partrm_gym.rendering import EMPTY_ALPHA, rasterize, render_images
 
 TRANSITIONS = ("articulated", "regenerate")
@@ -102,7 +106,8 @@ class PartRMEnv(ArticulatedTaskEnv):
     A task drawn with ``np_random`` (:func:`~partrm_gym.envs.task.sample_task`): a procedural object of
     ``category`` and ``split``, one of its joints, initial and goal joint fractions at least
     ``min_goal_change`` apart (``task`` = open, close or random). The articulated transition reconstructs the
-    initial state from the simulator's 4 input views and labels its parts and joints once; the regenerate
+    initial state from the simulator's 4 input views and labels its parts and joints once (and fits the
+    reconstruction to the camera's view of the initial state if ``view_fit_steps`` > 0); the regenerate
     transition reconstructs the initial and the goal state.
 
     ## Episode End
@@ -114,6 +119,8 @@ class PartRMEnv(ArticulatedTaskEnv):
     | ``model_path`` / ``world_model`` | bundled model | the world model (a checkpoint folder or an instance) |
     | ``transition`` | ``"articulated"`` | ``"articulated"`` (rigid parts, no network per step), ``"regenerate"`` |
     | ``grouping`` | ``GroupingConfig()`` | how articulation votes become parts |
+    | ``view_fit_steps`` | ``0`` | articulated: Adam steps fitting the reset reconstruction to the camera's |
+    | | | view of the initial state (0: the model's reconstruction as is; 10 measured in docs/articulation.md) |
     | ``segmenter`` / ``sam_checkpoint`` | ``"classical"`` | regenerate transition: the drag's part mask |
     | ``device`` | ``"cpu"`` | the model's device (gsplat renders on CUDA) |
     | task keywords | see :class:`~partrm_gym.envs.task.TaskConfig` | category, split, task, resolution, max_steps, |
@@ -127,16 +134,20 @@ class PartRMEnv(ArticulatedTaskEnv):
 
     ## What it reads from the simulator, and when
     Only in ``reset``: the input views of the initial state (and of the goal state, regenerate transition), the
-    observation camera's view of the initial state (``info["sim_image"]``) and of the goal state (which picks
-    and carves the task part), and the task joint's limits and initial and goal values (the task's terms).
-    Nothing during steps.
+    observation camera's view of the initial state (``info["sim_image"]``; with ``view_fit_steps`` the
+    reconstruction is fitted to it) and of the goal state (which picks and carves the task part), and the task joint's
+    limits and initial and goal values (the task's terms). Nothing during steps.
     """
 
     def __init__(self, model_path: str | Path | None = None, device: str = "cpu", segmenter: str = "classical",
                  sam_checkpoint: str | None = None, render_mode: str | None = "rgb_array",
                  world_model: WorldModel | None = None, transition: str = "articulated",
-                 grouping: GroupingConfig | None = None, **task_kwargs: Any) -> None:
+                 grouping: GroupingConfig | None = None, view_fit_steps: int = 0,
+                 **task_kwargs: Any) -> None:
         super().__init__(render_mode, task_kwargs)
+        if isinstance(view_fit_steps, bool) or not isinstance(view_fit_steps, int) or view_fit_steps < 0:
+            raise UsageError(f"view_fit_steps must be an int >= 0 (0: no fit), got {view_fit_steps!r}")
+        self.view_fit = ViewFit(steps=view_fit_steps)  # articulated transition: the reset reconstruction's fit
         if segmenter not in ("classical", "sam"):
             raise UsageError(f"segmenter must be 'classical' or 'sam' (no simulator after reset), got {segmenter!r}")
         if transition not in TRANSITIONS:
@@ -200,7 +211,9 @@ class PartRMEnv(ArticulatedTaskEnv):
         self._limits = request.limits
         self._start_value, self._goal_value = float(task.initial[task.joint]), float(task.goal[task.joint])
         if self.transition == "articulated":
-            self.state = prediction[0]
+            state = prediction[0]
+            self.state = ArticulatedState(fit_to_view(state.base, [self.camera], request.sim_image[None],
+                                                      self.view_fit), state.labels, state.joints)
             self.task_part = find_task_part(self.state, self.camera, request.sim_image, request.sim_goal_image,
                                             self._start_value, self._goal_value, self._limits)
             carve_task_part(self.state, self.task_part, self.camera, request.sim_image, request.sim_goal_image,

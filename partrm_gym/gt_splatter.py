@@ -16,22 +16,20 @@ reconstruction from those 4 views we know how to build, hence the upper bound of
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from partrm_gym.cameras import Camera, stack_cameras
 from partrm_gym.gaussians import FOOTPRINT_SIGMA, OPACITY, RGB, ROTATION, SCALE, SPLATTER_CHANNELS, XYZ, Gaussians
-from partrm_gym.rendering import BACKGROUND_RGB, rasterize
+from partrm_gym.photometric_fit import PhotometricFit, fit_gaussians
 from partrm_gym.scene import Scene, SimFrame
 
 THICKNESS = 0.1  # disc std along the normal, as a fraction of its in-plane std
 MIN_COS = 0.5  # grazing surfaces: footprint stretch along the tilt capped at 1 / MIN_COS (0.25 was worse)
 SAME_SURFACE_STEP = 1.5  # neighbours farther apart than this many (stretched) pixel footprints: another surface
-COLOUR_EPS = 1e-3  # colours are fitted as logits; keeps the initial logit finite
 
 
 @dataclass(frozen=True)
@@ -193,28 +191,12 @@ def fit_splatter(splatter: np.ndarray, images: np.ndarray, cameras: Sequence[Cam
     if fit.steps == 0:
         return splatter[0] if single else splatter
     base = torch.from_numpy(splatter).float()
-    fixed = Gaussians.from_splatter(base)  # positions, orientations and opacities are not fitted: no gradient
-    on = (fixed.opacities > 0)[..., None]
+    fixed = Gaussians.from_splatter(base)  # positions, orientations and opacities are not fitted
     target = torch.from_numpy(images).float() / 255.0
     viewmats, Ks = stack_cameras(list(cameras))
-    H, W = images.shape[2:4]
-    colour_logit = torch.logit(fixed.colors.clamp(COLOUR_EPS, 1 - COLOUR_EPS)).requires_grad_()  # (B, N, 3)
-    size_logit = torch.zeros_like(fixed.scales).requires_grad_()  # 0: the footprint; ±inf: ×f^±1
-    optimizer = torch.optim.Adam([colour_logit, size_logit], lr=fit.lr)
-
-    def fitted() -> Gaussians:
-        factor = torch.exp(math.log(fit.max_scale_factor) * torch.tanh(size_logit))
-        return replace(fixed, scales=torch.where(on, fixed.scales * factor, fixed.scales),
-                       colors=torch.where(on, torch.sigmoid(colour_logit), fixed.colors))
-
-    for _ in range(fit.steps):
-        render = rasterize(fitted(), viewmats, Ks, W, H, background=BACKGROUND_RGB)
-        loss = ((render.rgb - target) ** 2).mean(dim=(1, 2, 3, 4)).sum()  # per-state means: states stay independent
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    with torch.no_grad():
-        out = fitted().to_splatter(*base.shape[1:2], *base.shape[3:]).numpy().astype(splatter.dtype)
+    fitted = fit_gaussians(fixed, viewmats, Ks, target, PhotometricFit(fit.steps, fit.lr, fit.max_scale_factor),
+                           active=fixed.opacities > 0)
+    out = fitted.to_splatter(*base.shape[1:2], *base.shape[3:]).numpy().astype(splatter.dtype)
     return out[0] if single else out
 
 

@@ -266,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", default="scripted", choices=["scripted", "random"], help="rollout: who drags")
     p.add_argument("--transition", default="articulated", choices=["articulated", "regenerate"],
                    help="rollout: the world-model env's transition")
+    p.add_argument("--view-fit-steps", type=non_negative_int, default=None,
+                   help="envs, rollout: steps fitting the reset reconstruction to the camera's first view "
+                        "(default: the env's, 0; 10 is the measured setting)")
     p.set_defaults(func=_bench, out_kind="file")
     return parser
 

@@ -15,7 +15,7 @@ import time
 import gymnasium as gym
 import numpy as np
 
-from partrm_gym.app.bench.report import emit_report, markdown_table
+from partrm_gym.app.bench.report import emit_report, markdown_table, view_fit_flag, view_fit_kwargs
 from partrm_gym.policies.scripted import ScriptedPolicy
 from partrm_gym.threads import child_threads
 
@@ -80,10 +80,12 @@ def bench_envs(args: argparse.Namespace) -> str:
     device = "cuda" if torch.cuda.is_available() and args.device in ("auto", "cuda") else "cpu"
     wm = WorldModel.from_pretrained(args.model, device=device)
     task = {"category": "drawer", "max_steps": 1000, "control_mode": ScriptedPolicy.control_mode}
+    fit_steps = getattr(args, "view_fit_steps", None)
+    fit = view_fit_kwargs(fit_steps)
     twin_ms, twin_hits, twin_reset_ms, twin_rate = _step_and_reset_times(PartRMSimEnv(**task), args.repeats)
     latency = [["PartRMSim-Drawer-v0 (twin)", "-", twin_ms, twin_reset_ms, twin_hits, 1.0]]
     for transition in ("articulated", "regenerate"):
-        ms, hits, reset_ms, _ = _step_and_reset_times(PartRMEnv(world_model=wm, transition=transition, **task),
+        ms, hits, reset_ms, _ = _step_and_reset_times(PartRMEnv(world_model=wm, transition=transition, **fit, **task),
                                                       args.repeats)
         latency.append(["PartRM-Drawer-v0 (world model)", transition, ms, reset_ms, hits, ms / twin_ms])
     throughput = [["twin, 1 env", "-", 1, twin_rate, twin_hits, 1.0]]
@@ -95,7 +97,7 @@ def bench_envs(args: argparse.Namespace) -> str:
                        rate / twin_rate])
     for transition in ("articulated", "regenerate"):
         for n in VECTOR_SIZES:
-            venv = PartRMVectorEnv(n, world_model=wm, transition=transition, **task)
+            venv = PartRMVectorEnv(n, world_model=wm, transition=transition, **fit, **task)
             rate, hits = _vector_rate(venv, args.repeats)
             venv.close()
             throughput.append(["world model, PartRMVectorEnv", transition, n, rate, hits, rate / twin_rate])
@@ -113,4 +115,4 @@ def bench_envs(args: argparse.Namespace) -> str:
               "Twin processes each take one thread.")
     table += f"\n\nWorld model on {device} (the simulator and the image processing always run on the CPU)."
     return emit_report("Imagination against the simulator: step latency and env-steps/s",
-                       f"partrm-gym bench envs --repeats {args.repeats}", table, args.out)
+                       f"partrm-gym bench envs --repeats {args.repeats}{view_fit_flag(fit_steps)}", table, args.out)

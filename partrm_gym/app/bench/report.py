@@ -48,3 +48,14 @@ def emit_report(title: str, command: str, table: str, out: str | Path | None) ->
     if out:
         atomic_write_text(out, text)
     return text
+
+
+
+def view_fit_kwargs(steps: int | None) -> dict[str, int]:
+    """The world-model env keywords of ``--view-fit-steps`` (empty when not given: the env's default)."""
+    return {} if steps is None else {"view_fit_steps": steps}
+
+
+def view_fit_flag(steps: int | None) -> str:
+    """``--view-fit-steps`` as it goes into a report's command line ("" when not given)."""
+    return "" if steps is None else f" --view-fit-steps {steps}"

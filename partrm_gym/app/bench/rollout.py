@@ -19,7 +19,7 @@ import argparse
 import numpy as np
 import torch
 
-from partrm_gym.app.bench.report import emit_report, markdown_table
+from partrm_gym.app.bench.report import emit_report, markdown_table, view_fit_flag, view_fit_kwargs
 from partrm_gym.articulation import (
     MIN_VISIBLE_OPACITY,
     STATIC,
@@ -104,9 +104,11 @@ def _random_drag_on_part(twin, rng: np.random.Generator) -> np.ndarray:
 
 
 def run_rollouts(episodes: int, steps: int, policy: str, transition: str, model_path: str | None = None,
-                 resolution: int = 64, partnet_root: str | None = None) -> list[dict]:
+                 resolution: int = 64, partnet_root: str | None = None, view_fit_steps: int | None = None
+                 ) -> list[dict]:
     """One row per (episode, step): joint fractions, joint type and the three PSNRs. With ``partnet_root`` the
-    episodes are on its real test objects (every category with a test object, ``category="any"``)."""
+    episodes are on its real test objects (every category with a test object, ``category="any"``);
+    ``view_fit_steps`` overrides the world-model env's (None: its default)."""
     from tqdm import tqdm
 
     from partrm_gym.app.paired_rollout import paired_rollout
@@ -121,7 +123,8 @@ def run_rollouts(episodes: int, steps: int, policy: str, transition: str, model_
             "partnet_root": partnet_root}
     categories = ("any",) if partnet_root else CATEGORIES
     envs = {c: (PartRMSimEnv(category=c, **task), PartRMEnv(world_model=model, category=c, transition=transition,
-                                                          **task)) for c in categories}
+                                                          **view_fit_kwargs(view_fit_steps), **task))
+            for c in categories}
     rows = []
     try:
         for i in tqdm(range(episodes), desc=f"rollout {transition}/{policy}", unit="ep"):
@@ -188,7 +191,9 @@ def summarise(rows: list[dict], steps: int) -> list[dict]:
 def bench_rollout(args: argparse.Namespace) -> str:
     episodes, steps, policy, transition = args.episodes, args.steps, args.policy, args.transition
     partnet = getattr(args, "partnet", None)
-    rows = run_rollouts(episodes, steps, policy, transition, args.model, partnet_root=partnet)
+    fit_steps = getattr(args, "view_fit_steps", None)
+    rows = run_rollouts(episodes, steps, policy, transition, args.model, partnet_root=partnet,
+                        view_fit_steps=fit_steps)
     table = summarise(rows, steps)
     headers = ["step", "joint error median", "p90", "revolute median / p90", "prismatic median / p90",
                "PSNR imagined", "PSNR oracle", "PSNR static"]
@@ -197,7 +202,7 @@ def bench_rollout(args: argparse.Namespace) -> str:
              f"{t['prismatic_median']:.3g} / {t['prismatic_p90']:.3g}", t["psnr"], t["oracle"], t["static"]]
             for t in table]
     command = (f"partrm-gym bench rollout --episodes {episodes} --steps {steps} --policy {policy} "
-               f"--transition {transition}" + (" --partnet DIR" if partnet else ""))
+               f"--transition {transition}" + (" --partnet DIR" if partnet else "") + view_fit_flag(fit_steps))
     text = emit_report(f"Rollout: {transition} transition, {policy} policy" + (", real objects" if partnet else ""),
                        command, markdown_table(headers, body),
                        args.out)
