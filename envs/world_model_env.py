@@ -211,9 +211,8 @@ class PartRMEnv(ArticulatedTaskEnv):
         self._limits = request.limits
         self._start_value, self._goal_value = float(task.initial[task.joint]), float(task.goal[task.joint])
         if self.transition == "articulated":
-            state = prediction[0]
-            self.state = ArticulatedState(fit_to_view(state.base, [self.camera], request.sim_image[None],
-                                                      self.view_fit), state.labels, state.joints)
+            self.state = prediction[0]  # this env's own: the fit replaces its reconstruction in place
+            self.state.base = fit_to_view(self.state.base, [self.camera], request.sim_image[None], self.view_fit)
             self.task_part = find_task_part(self.state, self.camera, request.sim_image, request.sim_goal_image,
                                             self._start_value, self._goal_value, self._limits)
             carve_task_part(self.state, self.task_part, self.camera, request.sim_image, request.sim_goal_image,

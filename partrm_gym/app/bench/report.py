@@ -50,7 +50,6 @@ def emit_report(title: str, command: str, table: str, out: str | Path | None) ->
     return text
 
 
-
 def view_fit_kwargs(steps: int | None) -> dict[str, int]:
     """The world-model env keywords of ``--view-fit-steps`` (empty when not given: the env's default)."""
     return {} if steps is None else {"view_fit_steps": steps}
