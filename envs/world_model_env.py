@@ -17,7 +17,8 @@ Two transitions (``transition=``):
   change between the camera's views of the initial and the goal state, keeping only its Gaussians that
   project into those changed pixels (the rest, often a neighbouring drawer the head merged with it,
   becomes a part of its own). A step lifts the drag start
-  from the imagined depth, finds the part under it and solves the joint value whose motion carries
+  from the imagined depth (on a door or lid: onto its hinged panel where the blended depth lies behind it),
+  finds the part under it and solves the joint value whose motion carries
   that point closest to the drag end (the twin's rule on the true geometry), clamped to the limits;
   that part's Gaussians move rigidly, nothing else changes. No network call per step, and appearance
   cannot drift. Surfaces hidden at reset (the inside of a closed drawer) are not in the state: they

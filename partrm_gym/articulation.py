@@ -44,6 +44,10 @@ SNAP_RADIUS_PX = 1.5  # tuned with VOTE_DEPTH on training-split tasks (docs/arti
 # Among the grasp candidates, those within this depth (world units) of the one nearest the drawn surface vote for
 # the part (opacity-weighted); 0: that nearest candidate alone decides.
 VOTE_DEPTH = 0.03
+# A revolute part's grasp is lifted to the nearer of the drawn depth and the part's hinged panel (panel_depth):
+# the alpha-blended depth of a thin open door or lid lies behind it, which shortens the lever arm and makes the
+# joint solve overshoot (docs/articulation.md). False lifts every grasp at the drawn depth.
+LIFT_TO_PANEL = True
 MIN_VISIBLE_OPACITY = 0.05  # fainter Gaussians cannot be seen, so they can neither be grasped nor be parts
 FLOATER_DISTANCE = 0.05  # world units: a Gaussian farther than this from every true surface point is a floater
 
@@ -215,7 +219,55 @@ class ArticulatedState:
         part = self.part_at_pixel(current, camera, uv, z)
         if part is None or part == STATIC:
             return None
+        if LIFT_TO_PANEL and self.joints[part].type == "revolute":
+            mask = self.part_mask(part) & (current.opacities[0] > MIN_VISIBLE_OPACITY)
+            z = min(z, panel_depth(current.means[0][mask], current.opacities[0][mask], self.joints[part], camera, uv))
         return part, camera.backproject(uv, np.asarray(z))
+
+
+def panel_depth(means: torch.Tensor, weights: torch.Tensor, joint: PartJoint, camera: Camera, uv: np.ndarray
+                ) -> float:
+    """Depth along the ray through pixel ``uv`` at which it meets the part's hinged panel; inf where it does not.
+
+    Why: doors and lids turn about an edge, so their surface lies near one plane through the hinge axis. The
+    plane is the weighted least-squares fit of the part's Gaussians through the axis (the top principal
+    direction of their offsets from the axis); the ray must meet it within the part's extent (radius from the
+    axis and span along it), else no panel is seen there.
+
+    Args:
+        means: the part's Gaussian centres.  # [N, 3]
+        weights: their opacities.  # [N]
+        joint: the part's revolute joint (axis through pivot).
+        camera: the camera the drag is drawn in.
+        uv: the drag start in pixels.  # [2]
+
+    Returns:
+        The camera-z depth of the meeting point, or ``inf``.
+    """
+    if means.shape[0] < 2:
+        return math.inf
+    dev = means.device
+    axis = torch.as_tensor(joint.axis, dtype=torch.float64, device=dev)
+    pivot = torch.as_tensor(joint.pivot, dtype=torch.float64, device=dev)
+    offsets = means.double() - pivot
+    along = offsets @ axis
+    radial = offsets - along[:, None] * axis
+    w = weights.double().clamp_min(0)
+    direction = torch.linalg.eigh((radial * w[:, None]).T @ radial)[1][:, -1]  # the panel's in-plane direction
+    normal = torch.linalg.cross(axis, direction)
+    origin = camera.center
+    ray = camera.backproject(np.asarray(uv, dtype=np.float64), np.asarray(1.0)) - origin  # camera z = 1 per unit
+    values = torch.stack([normal @ (pivot - torch.as_tensor(origin, device=dev)),
+                          normal @ torch.as_tensor(ray, device=dev),
+                          radial.norm(dim=1).max(), along.min(), along.max()]).tolist()  # one copy to the host
+    to_pivot, towards, reach, low, high = values
+    if abs(towards) < 1e-9 or to_pivot / towards <= 0:
+        return math.inf
+    depth = to_pivot / towards
+    hit = origin + depth * ray - joint.pivot
+    hit_along = float(hit @ joint.axis)
+    hit_radius = float(np.linalg.norm(hit - hit_along * joint.axis))
+    return depth if hit_radius <= reach and low <= hit_along <= high else math.inf
 
 
 def solve_joint_value(joint: PartJoint, point: np.ndarray, target_uv: np.ndarray, camera: Camera) -> float:

@@ -192,3 +192,36 @@ def test_grasp_snaps_to_the_drawn_surface_and_the_surface_layer_votes(monkeypatc
     part, grasped = state.grasp(g, depth, camera, centre + [1.2, 0.0])
     assert part == 0 and np.allclose(grasped, point, atol=1e-6)  # moved onto the surface pixel's centre
     assert state.grasp(g, depth, camera, centre + [3.0, 0.0]) is None  # too far to snap
+
+
+def test_revolute_grasp_lifts_to_the_hinged_panel_in_front_of_the_drawn_depth(monkeypatch):
+    import partrm_gym.articulation as art
+
+    camera = observation_camera(TaskConfig(resolution=32))
+    centre = np.array([16.5, 16.5])
+    seen = camera.backproject(centre, np.asarray(1.5))  # the panel point the centre pixel sees
+    ray = seen - camera.center
+    across = np.cross(ray, [0.0, 0.0, 1.0])
+    pivot = seen + 0.15 * across / np.linalg.norm(across)  # a vertical hinge 0.15 beside it
+    out = (seen - pivot) / np.linalg.norm(seen - pivot)
+    r, t = np.meshgrid(np.linspace(0.0, 0.3, 16), np.linspace(-0.1, 0.1, 11))
+    panel = pivot + r.reshape(-1, 1) * out + t.reshape(-1, 1) * np.array([0.0, 0.0, 1.0])  # a 0.3 × 0.2 door
+    n = len(panel)
+    g = Gaussians(torch.tensor(panel, dtype=torch.float32)[None], torch.full((1, n), 0.5), torch.full((1, n, 3), 0.01),
+                  torch.tensor([[[1.0, 0, 0, 0]] * n]), torch.rand(1, n, 3))
+    joint = PartJoint("revolute", np.array([0.0, 0.0, 1.0]), pivot, -1.0, 1.0, 0.0)
+    state = ArticulatedState(g, torch.zeros(n, dtype=torch.long), [joint])
+    depth = np.full((32, 32), 1.7, dtype=np.float32)  # blended with what lies behind, the drawn depth is too far
+    part, grasped = state.grasp(g, depth, camera, centre)
+    assert part == 0 and np.linalg.norm(grasped - seen) < 1e-3  # on the panel, not 0.2 behind it
+    monkeypatch.setattr(art, "LIFT_TO_PANEL", False)
+    _, behind = state.grasp(g, depth, camera, centre)
+    assert np.allclose(behind, camera.backproject(centre, np.asarray(1.7)), atol=1e-6)
+    monkeypatch.setattr(art, "LIFT_TO_PANEL", True)
+    depth[:] = 1.4  # a drawn surface in front of the panel is kept: the grasp is on the nearer one
+    _, nearer = state.grasp(g, depth, camera, centre)
+    assert np.allclose(nearer, camera.backproject(centre, np.asarray(1.4)), atol=1e-6)
+    means, weights = g.means[0], g.opacities[0]
+    above, _ = camera.project(pivot + 0.15 * out + np.array([0.0, 0.0, 0.3]))  # the plane, beyond the door's top
+    assert art.panel_depth(means, weights, joint, camera, above) == np.inf
+    assert art.panel_depth(means[:1], weights[:1], joint, camera, centre) == np.inf  # one Gaussian spans no plane
