@@ -201,9 +201,10 @@ class ArticulatedState:
     def grasp(self, current: Gaussians, depth: np.ndarray, camera: Camera, uv: np.ndarray
               ) -> tuple[int, np.ndarray] | None:
         """The part a drag starting at pixel ``uv`` grasps and the grasped 3D point, or None (a miss: off the
-        imagined surface, or on the static body). ``current`` is :meth:`gaussians` and ``depth`` (H, W) its
-        render in ``camera`` (inf where no surface is drawn). The world-model env's step and the planner's
-        scoring both use it, so the planner imagines exactly what the env will do."""
+        imagined surface, or on the static body). The point lies at the drawn depth, on a revolute part at the
+        nearer of that and the part's hinged panel (:func:`panel_depth`). ``current`` is :meth:`gaussians` and
+        ``depth`` (H, W) its render in ``camera`` (inf where no surface is drawn). The world-model env's step and
+        the planner's scoring both use it, so the planner imagines exactly what the env will do."""
         uv = np.asarray(uv, dtype=np.float64)
         z = float(depth[camera.pixel_index(uv)])
         if not np.isfinite(z) and SNAP_RADIUS_PX > 0:
