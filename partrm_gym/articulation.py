@@ -262,9 +262,9 @@ def panel_depth(means: torch.Tensor, weights: torch.Tensor, joint: PartJoint, ca
                           normal @ torch.as_tensor(ray, device=dev),
                           radial.norm(dim=1).max(), along.min(), along.max()]).tolist()  # one copy to the host
     to_pivot, towards, reach, low, high = values
-    if abs(towards) < 1e-9 or to_pivot / towards <= 0:
+    depth = to_pivot / towards if abs(towards) >= 1e-9 else math.inf
+    if not 0 < depth < math.inf:  # the ray runs along the plane or meets it behind the camera
         return math.inf
-    depth = to_pivot / towards
     hit = origin + depth * ray - joint.pivot
     hit_along = float(hit @ joint.axis)
     hit_radius = float(np.linalg.norm(hit - hit_along * joint.axis))

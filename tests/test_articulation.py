@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import MINI
 
+import partrm_gym.articulation as art
 from partrm_gym.articulation import (
     STATIC,
     ArticulatedState,
@@ -165,8 +166,6 @@ def test_reconstruction_labels_follow_the_nearest_true_surface():
 def test_grasp_snaps_to_the_drawn_surface_and_the_surface_layer_votes(monkeypatch):
     """A drag start just off the imagined silhouette is moved onto it; the Gaussians of the surface layer under
     the pixel vote (opacity-weighted) for the part, rather than the single one nearest the drawn depth."""
-    import partrm_gym.articulation as art
-
     camera = observation_camera(TaskConfig(resolution=32))
     centre = np.array([16.5, 16.5])
     depth_here = 1.5
@@ -195,8 +194,6 @@ def test_grasp_snaps_to_the_drawn_surface_and_the_surface_layer_votes(monkeypatc
 
 
 def test_revolute_grasp_lifts_to_the_hinged_panel_in_front_of_the_drawn_depth(monkeypatch):
-    import partrm_gym.articulation as art
-
     camera = observation_camera(TaskConfig(resolution=32))
     centre = np.array([16.5, 16.5])
     seen = camera.backproject(centre, np.asarray(1.5))  # the panel point the centre pixel sees
