@@ -141,6 +141,10 @@ class AgentPolicy:
         self.model = model
         self.control_mode = control_mode
         self.deterministic = deterministic
+        self.reset(seed)
+
+    def reset(self, seed: int) -> None:
+        """Restart the sampling stream from ``seed`` (``run_episode`` calls it with the episode's seed)."""
         self._rng_state = torch.Generator().manual_seed(seed).get_state()  # lent to SB3's sampling in __call__
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:

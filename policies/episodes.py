@@ -29,7 +29,15 @@ class EpisodeResult:
 
 
 def run_episode(env: gym.Env, act: Any, seed: int, record: bool = False) -> EpisodeResult:
-    """One episode; ``act(env, obs)`` or ``act(obs)`` returns the action."""
+    """One episode; ``act(env, obs)`` or ``act(obs)`` returns the action.
+
+    ``seed`` seeds the env's reset and, through ``act.reset(seed)`` where the policy has one, the policy's own
+    random draws. Why: an episode is then the same episode wherever it runs — in the twin and in imagination,
+    alone or after other episodes — so a paired comparison differs only by the world, not by how far a shared
+    random stream had been consumed by earlier episodes (common random numbers)."""
+    reseed = getattr(act, "reset", None)
+    if reseed is not None:
+        reseed(seed)
     obs, info = env.reset(seed=seed)
     wants_env = getattr(act, "act", None)
     frames = [_frame(obs)] if record else []

@@ -74,10 +74,16 @@ class ImaginationPlanner:
             raise ValueError(f"elites must be in 1..candidates ({cfg.candidates}), got {cfg.elites}")
         self.model = world_model
         self.cfg = cfg
-        self.rng = np.random.default_rng(seed)
         self.segmenter = segmenter or ClassicalSegmenter()
         self.prior = ScriptedPolicy(seed)
+        self.reset(seed)
         self.last_scores: np.ndarray | None = None  # imagined goal errors of the last step's candidates
+
+    def reset(self, seed: int) -> None:
+        """Restart the sampling streams (CEM's and the prior's) from ``seed``; ``run_episode`` calls it with the
+        episode's seed."""
+        self.rng = np.random.default_rng(seed)
+        self.prior.reset(seed)
 
     def act(self, env: object, obs: dict[str, np.ndarray]) -> np.ndarray:
         """``env`` is a PartRM or PartRMSim env (unwrapped or not): it provides ``camera`` and ``render_camera``.

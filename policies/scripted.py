@@ -21,6 +21,10 @@ class RandomPolicy:
     control_mode = None  # any
 
     def __init__(self, seed: int = 0) -> None:
+        self.reset(seed)
+
+    def reset(self, seed: int) -> None:
+        """Restart the random stream from ``seed`` (``run_episode`` calls it with the episode's seed)."""
         self.rng = np.random.default_rng(seed)
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
@@ -40,8 +44,12 @@ class ScriptedPolicy:
     def __init__(self, seed: int = 0, start: str = "random") -> None:
         if start not in ("random", "central"):
             raise ValueError(f"start must be 'random' or 'central', got {start!r}")
-        self.rng = np.random.default_rng(seed)
         self.start = start
+        self.reset(seed)
+
+    def reset(self, seed: int) -> None:
+        """Restart the random stream from ``seed`` (``run_episode`` calls it with the episode's seed)."""
+        self.rng = np.random.default_rng(seed)
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         image, goal = obs["image"].astype(np.int16), obs["goal"].astype(np.int16)

@@ -298,6 +298,37 @@ def test_evaluation_is_paired_by_seed():
     assert 0.0 <= a["ci95"][0] <= a["success_rate"] <= a["ci95"][1] <= 1.0
 
 
+def test_an_episode_draws_the_same_policy_noise_whatever_ran_before():
+    """Common random numbers: episode ``seed`` reseeds the policy, so it is the same episode alone or after
+    others, in the twin and in imagination (a paired comparison differs only by the world)."""
+    from partrm_gym.policies.episodes import run_episode
+    from partrm_gym.policies.scripted import RandomPolicy
+
+    class Recording(RandomPolicy):
+        def __call__(self, obs):
+            self.actions.append(super().__call__(obs))
+            return self.actions[-1]
+
+    def actions_of_episode(policy, env, seed):
+        policy.actions = []
+        run_episode(env, policy, seed)
+        return np.stack(policy.actions)
+
+    env = make_env("PartRMSim-Drawer-v0", TWIN_KWARGS).unwrapped
+    fresh, used = Recording(0), Recording(1)
+    actions_of_episode(used, env, 3)  # `used` has drawn from its stream already
+    assert np.array_equal(actions_of_episode(fresh, env, 9), actions_of_episode(used, env, 9))
+    assert not np.array_equal(actions_of_episode(fresh, env, 9), actions_of_episode(fresh, env, 10))
+    env.close()
+    sampled = [AgentPolicy(None, deterministic=False, seed=s) for s in (0, 1)]
+    sampled[1].reset(0)
+    assert torch.equal(torch.as_tensor(sampled[0]._rng_state), torch.as_tensor(sampled[1]._rng_state))
+    planner = ImaginationPlanner(mini_world_model(), seed=0)
+    first = planner.rng.random()
+    planner.reset(0)
+    assert planner.rng.random() == first and planner.prior.rng.random() == np.random.default_rng(0).random()
+
+
 def test_a_policy_runs_in_its_own_control_mode():
     from partrm_gym.policies.evaluate import env_kwargs_for
     from partrm_gym.policies.scripted import make_policy
