@@ -90,19 +90,46 @@ def test_wait_policy_defaults_to_passive_and_keeps_the_users(monkeypatch, restor
     assert os.environ[WAIT_POLICY_ENV] == "ACTIVE"
 
 
-def test_a_worker_error_keeps_its_type_and_message(tmp_path):
+def _dataset_with_a_stray_partial_file(tmp_path):
+    """A dataset folder of TINY's config whose first object's partial folder holds a file datagen did not write."""
     cfg = DataConfig(**{**TINY, "categories": tuple(TINY["categories"])})
     out = tmp_path / "data"
     out.mkdir()
     (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))  # a dataset of this config
-    stray = out / "objects" / f"{PARTIAL_PREFIX}laptop_0050000" / "notes.txt"  # the first object's partial folder
+    stray = out / "objects" / f"{PARTIAL_PREFIX}laptop_0050000" / "notes.txt"
     stray.parent.mkdir(parents=True)
     stray.write_text("not datagen's")
+    return cfg, out, stray
+
+
+def test_a_datagen_error_in_a_parallel_run_stops_it_and_keeps_the_users_file(tmp_path):
+    cfg, out, stray = _dataset_with_a_stray_partial_file(tmp_path)
     with pytest.raises(DatasetError, match="is not something datagen writes") as caught:
         run_shard(cfg, out, progress=False, workers=2)
     assert "Traceback" not in str(caught.value)
-    assert "in a datagen worker" in str(caught.value.__cause__)
     assert multiprocessing.active_children() == []
+    assert stray.read_text() == "not datagen's"
+
+
+def test_a_worker_error_keeps_its_type_and_message(tmp_path):
+    from partrm_gym.train.data_config import plan_objects
+    from partrm_gym.train.datagen import _worker_loop, _worker_result
+
+    cfg, out, stray = _dataset_with_a_stray_partial_file(tmp_path)
+    spec = next(s for s in plan_objects(cfg) if s.object_id == "laptop_0050000")
+    ctx = multiprocessing.get_context("spawn")
+    tasks, results = ctx.Queue(), ctx.Queue()
+    tasks.put((cfg, out, spec))
+    tasks.put(None)
+    worker = ctx.Process(target=_worker_loop, args=(tasks, results))
+    worker.start()
+    report = results.get(timeout=120)
+    worker.join(timeout=60)
+    assert worker.exitcode == 0  # it took the stop sign after reporting the error
+    with pytest.raises(DatasetError, match="is not something datagen writes") as caught:
+        _worker_result(report)
+    assert "Traceback" not in str(caught.value)
+    assert "in a datagen worker" in str(caught.value.__cause__)
     assert stray.read_text() == "not datagen's"
 
 

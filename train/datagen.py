@@ -307,9 +307,9 @@ def _die_with_parent() -> None:
         pass
 
 
-def _worker_generate(job: tuple[DataConfig, Path, ObjectSpec]) -> tuple[str, object]:
-    """Run :func:`_generate_one` in a worker; an error comes back as a value (not Pool's remote
-    traceback), re-raised by the parent with its own type and message."""
+def _generate_reported(job: tuple[DataConfig, Path, ObjectSpec]) -> tuple[str, object]:
+    """Run :func:`_generate_one`; an error comes back as a value that survives pickling, re-raised by the
+    parent with its own type and message."""
     try:
         return "ok", _generate_one(*job)
     except Exception as e:
@@ -321,35 +321,91 @@ def _worker_generate(job: tuple[DataConfig, Path, ObjectSpec]) -> tuple[str, obj
         return "error", (e, detail)
 
 
+def _worker_loop(tasks: multiprocessing.Queue, results: multiprocessing.Queue) -> None:
+    """A spawned worker: generate the objects it takes from ``tasks`` until it takes ``None``."""
+    _worker_init()
+    while (job := tasks.get()) is not None:
+        results.put(_generate_reported(job))
+
+
 class _WorkerTraceback(Exception):
     """Where in the worker the error was raised (the cause of the re-raised error; shown with --debug)."""
 
 
 def _generate_parallel(cfg: DataConfig, out: Path, todo: list[ObjectSpec], workers: int) -> Iterator[tuple[int, bool]]:
-    """:func:`_generate_one` for every object of ``todo`` in ``workers`` spawned processes, yielded as they finish."""
+    """:func:`_generate_one` for every object of ``todo`` in ``workers - 1`` spawned processes and this one, all
+    taking objects from one queue, yielded as they finish.
+
+    Why this process works too: it has torch and the package loaded already, so it generates while the spawned
+    workers spend their first seconds importing them, and an idle parent would leave a core's share unused.
+    Every process uses one thread; the queue hands out one object at a time, so no process waits on another's
+    backlog at the end."""
     ctx = multiprocessing.get_context("spawn")  # PyBullet and torch do not survive fork
+    tasks, results = ctx.Queue(), ctx.Queue()
+    for spec in todo:
+        tasks.put((cfg, out, spec))
+    spawned = min(workers, len(todo)) - 1
+    for _ in range(spawned):
+        tasks.put(None)  # one stop sign per worker, behind every object
     # Workers start with Ctrl-C ignored (inherited), so only this process sees it and stops them.
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
     try:
-        pool = ctx.Pool(min(workers, len(todo)), initializer=_worker_init)
+        procs = [ctx.Process(target=_worker_loop, args=(tasks, results), daemon=True) for _ in range(spawned)]
+        for proc in procs:
+            proc.start()
     finally:
         if main_thread:
             signal.signal(signal.SIGINT, previous)
-    finished = False
+
+    import torch
+
+    own_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as a worker: the bytes of an object do not depend on which process made it
+    finished, remaining = False, len(todo)
     try:
-        for status, value in pool.imap_unordered(_worker_generate, [(cfg, out, s) for s in todo], chunksize=1):
-            if status == "error":
-                error, detail = value
-                raise error from _WorkerTraceback("in a datagen worker:\n" + detail)
-            yield value
+        while remaining:
+            job = tasks.get()
+            if job is None:  # only stop signs are left: wait for what the workers still make
+                tasks.put(None)
+                while remaining:
+                    yield _worker_result(_next_result(results, procs))
+                    remaining -= 1
+                break
+            yield _generate_one(*job)
+            remaining -= 1
+            while remaining and not results.empty():
+                yield _worker_result(results.get())
+                remaining -= 1
         finished = True
     finally:
-        if finished:
-            pool.close()
-        else:  # an error, Ctrl-C or an abandoned loop: stop the workers (their objects stay .partial-*)
-            pool.terminate()
-        pool.join()
+        torch.set_num_threads(own_threads)
+        for proc in procs:
+            if not finished:  # an error, Ctrl-C or an abandoned loop: stop the workers (their objects stay .partial-*)
+                proc.terminate()
+            proc.join()
+
+
+def _worker_result(report: tuple[str, object]) -> tuple[int, bool]:
+    """A worker's :func:`_generate_reported` value, or its error raised here with the worker's traceback as cause."""
+    status, value = report
+    if status == "error":
+        error, detail = value
+        raise error from _WorkerTraceback("in a datagen worker:\n" + detail)
+    return value
+
+
+def _next_result(results: multiprocessing.Queue, procs: list) -> tuple[str, object]:
+    """The next worker result; an error if every worker has died without sending one (killed from outside)."""
+    import queue
+
+    while True:
+        try:
+            return results.get(timeout=1.0)
+        except queue.Empty:
+            if not any(proc.is_alive() for proc in procs):
+                raise RuntimeError("every datagen worker stopped before finishing its objects (killed?); "
+                                   "run the same command again to finish them") from None
 
 
 def run_shard(cfg: DataConfig, out: Path, shard: int = 0, num_shards: int = 1, progress: bool = True,
