@@ -16,7 +16,8 @@ Two transitions (``transition=``):
   predicted part whose motion from the initial to the goal joint value changes the pixels that
   change between the camera's views of the initial and the goal state, keeping only its Gaussians that
   project into those changed pixels (the rest, often a neighbouring drawer the head merged with it,
-  becomes a part of its own). A step lifts the drag start
+  becomes a part of its own), and giving it the body Gaussians drawn on its border in the pixels it leaves
+  (:func:`~partrm_gym.envs.task_part.shape_task_part`). A step lifts the drag start
   from the imagined depth (on a door or lid: onto its hinged panel where the blended depth lies behind it),
   finds the part under it and solves the joint value whose motion carries
   that point closest to the drag end (the twin's rule on the true geometry), clamped to the limits;
@@ -40,11 +41,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import torch
 
 from partrm_gym.articulation import ArticulatedState, GroupingConfig
 from partrm_gym.articulation import solve_joint_value as solve_imagined_joint
-from partrm_gym.cameras import stack_cameras
 from partrm_gym.drags import to_pixels
 from partrm_gym.envs.base import ArticulatedTaskEnv
 from partrm_gym.envs.task import (
@@ -56,14 +55,14 @@ from partrm_gym.envs.task import (
     image_success,
     sample_task,
 )
-from partrm_gym.envs.task_part import carve_task_part, find_task_part
+from partrm_gym.envs.task_part import find_task_part, shape_task_part
 from partrm_gym.errors import UsageError
 from partrm_gym.gaussians import Gaussians, save_ply
 from partrm_gym.model.drag_propagation import drags_for_model, starts_on_surface
 from partrm_gym.model.segmenters import ClassicalSegmenter, SamSegmenter, Segmenter
 from partrm_gym.model.world_model import WorldModel
 from partrm_gym.photometric_fit import ViewFit, fit_to_view
-from partrm_gym.rendering import EMPTY_ALPHA, rasterize, render_images
+from partrm_gym.rendering import render_images, render_part_labels
 
 TRANSITIONS = ("articulated", "regenerate")
 
@@ -216,7 +215,7 @@ class PartRMEnv(ArticulatedTaskEnv):
             self.state.base = fit_to_view(self.state.base, [self.camera], request.sim_image[None], self.view_fit)
             self.task_part = find_task_part(self.state, self.camera, request.sim_image, request.sim_goal_image,
                                             self._start_value, self._goal_value, self._limits)
-            carve_task_part(self.state, self.task_part, self.camera, request.sim_image, request.sim_goal_image,
+            shape_task_part(self.state, self.task_part, self.camera, request.sim_image, request.sim_goal_image,
                             self._goal_value)
             self._goal_image = self._goal_of_state(request.sim_goal_image)
         else:
@@ -362,21 +361,3 @@ class PartRMEnv(ArticulatedTaskEnv):
 
     def _obs(self) -> dict[str, np.ndarray]:
         return {"image": self._image.copy(), "goal": self._goal_image.copy()}
-
-
-def render_part_labels(gaussians: Gaussians, labels: torch.Tensor, cameras: list) -> np.ndarray:
-    """Render per-Gaussian part labels (N,) as a segmentation (C, H, W): the label whose colour dominates each
-    pixel; -2 where nothing is drawn. Each label is rendered as a one-hot colour channel group."""
-    ids = sorted(set(labels.tolist()))
-    viewmats, Ks = stack_cameras(cameras, device=gaussians.means.device)
-    out = []
-    for lab in ids:
-        colors = (labels == lab).to(gaussians.colors.dtype)[None, :, None].expand(1, -1, 3)
-        g = Gaussians(gaussians.means, gaussians.opacities, gaussians.scales, gaussians.quats, colors)
-        r = rasterize(g, viewmats, Ks, cameras[0].width, cameras[0].height,
-                      background=torch.zeros(3, device=gaussians.means.device))
-        out.append(r.rgb[0, ..., 0].cpu().numpy())
-        alpha = r.alpha[0, ..., 0].cpu().numpy()
-    weights = np.stack(out)  # (L, C, H, W)
-    seg = np.asarray(ids)[weights.argmax(0)]
-    return np.where(alpha > EMPTY_ALPHA, seg, -2)

@@ -8,9 +8,10 @@ env) and reconstructs it once. Then it scores candidate drags:
   joint): the reconstruction becomes an articulated state, its task part is the part whose motion to
   the goal value best reproduces the goal image (:func:`~partrm_gym.envs.task_part.find_task_part`
   with ``rule="goal_image"``; the env's change-mask rule, measured worse here, sees only a few noisy
-  changed pixels once the observation nears the goal), carved to its Gaussians in the pixels that differ
-  between observation and goal image (:func:`~partrm_gym.envs.task_part.carve_task_part`: a drag on a
-  neighbouring drawer the head merged with it then scores no progress), and a candidate drag's
+  changed pixels once the observation nears the goal), fitted to the pixels that differ between
+  observation and goal image (:func:`~partrm_gym.envs.task_part.shape_task_part`: carved to its Gaussians
+  there, so a drag on a neighbouring drawer the head merged with it scores no progress, and given the
+  body Gaussians drawn on its border where it leaves), and a candidate drag's
   score is the task joint's distance to ``goal_fraction`` after the drag — grasp and joint solve as in
   the articulated transition, so a whole CEM iteration costs no network call;
 - **by goal-image distance** otherwise (PartRM's regenerate transition): each candidate is propagated,
@@ -40,7 +41,7 @@ from partrm_gym.articulation import solve_joint_value
 from partrm_gym.cameras import Camera
 from partrm_gym.drags import to_pixels
 from partrm_gym.envs.task import decode_action, image_distance
-from partrm_gym.envs.task_part import carve_task_part, find_task_part
+from partrm_gym.envs.task_part import find_task_part, shape_task_part
 from partrm_gym.errors import UsageError
 from partrm_gym.model.drag_propagation import drags_for_model
 from partrm_gym.model.segmenters import ClassicalSegmenter, Segmenter
@@ -135,7 +136,7 @@ class ImaginationPlanner:
         goal_value = lower + task["goal_fraction"] * (upper - lower)
         part = find_task_part(state, camera, image, goal, task["joint_value"], goal_value, (lower, upper),
                               rule="goal_image")
-        carve_task_part(state, part, camera, image, goal, goal_value)  # the changed pixels only, as the env does
+        shape_task_part(state, part, camera, image, goal, goal_value)  # fitted to the change, as the env does
         current = state.gaussians()
         depth = render_images(current, [camera]).depth[0]
         now = abs(task["joint_fraction"] - task["goal_fraction"])

@@ -10,7 +10,7 @@ from gymnasium.utils.env_checker import check_env
 
 from partrm_gym.articulation import STATIC, ArticulatedState, PartJoint
 from partrm_gym.envs.task import TaskConfig, observation_camera
-from partrm_gym.envs.task_part import carve_task_part, find_task_part
+from partrm_gym.envs.task_part import carve_task_part, claim_task_border, find_task_part
 from partrm_gym.envs.world_model_env import PartRMEnv
 from partrm_gym.errors import UsageError
 from partrm_gym.gaussians import Gaussians
@@ -159,6 +159,38 @@ def test_carving_keeps_in_the_task_part_only_what_the_cameras_see_change():
     assert carve_task_part(whole, 0, camera, image, goal_image, goal_value=0.1) is None
     assert len(whole.joints) == 1 and torch.equal(whole.labels, truth.labels)
     assert carve_task_part(whole, None, camera, image, goal_image, goal_value=0.1) is None
+
+
+def test_the_task_part_claims_the_body_gaussians_drawn_on_its_border_where_it_leaves():
+    """A panel facing the camera slides to the camera's right; the head labelled its left band body (a blurred
+    border). The camera sees the band's pixels change and the imagined panel at its goal does not cover them, so the
+    band's Gaussians join the part; a body panel beside it, which does not change, keeps every label."""
+    camera = observation_camera(TaskConfig(resolution=64))
+    c2w = camera.cam_to_world
+    right, down, forward = (torch.as_tensor(c2w[:3, i], dtype=torch.float32) for i in range(3))
+    g = torch.Generator().manual_seed(2)
+    n = 1200
+    a, b = torch.rand(n, generator=g) * 0.3 - 0.15, torch.rand(n, generator=g) * 0.2 - 0.1
+    on_part = torch.arange(n) % 3 != 0  # a third of the Gaussians: a body panel further left
+    a = torch.where(on_part, a, a - 0.45)
+    centre = torch.as_tensor(camera.center, dtype=torch.float32) + 1.4 * forward
+    means = (centre + a[:, None] * right + b[:, None] * down)[None]
+    gaussians = Gaussians(means, torch.full((1, n), 0.9), torch.full((1, n, 3), 0.015),
+                          torch.tensor([1.0, 0.0, 0.0, 0.0]).expand(1, n, 4), torch.rand(1, n, 3, generator=g))
+    slide = PartJoint("prismatic", right.numpy(), np.zeros(3), 0.0, 0.3, 0.0)
+    truth = ArticulatedState(gaussians, torch.where(on_part, 0, STATIC), [replace(slide)])
+    goal = truth.copy()
+    goal.set_value(0, 0.1)
+    image, goal_image = (render_images(s.gaussians(), [camera])[0][0] for s in (truth, goal))
+
+    band = on_part & (a < -0.11)
+    blurred = ArticulatedState(gaussians, torch.where(on_part & ~band, 0, STATIC), [replace(slide)])
+    claimed = claim_task_border(blurred, 0, camera, image, goal_image, goal_value=0.1)
+    gained = (blurred.labels == 0) & band
+    assert claimed == int(gained.sum()) == int((blurred.labels == 0).sum() - (on_part & ~band).sum())
+    assert claimed >= 0.5 * int(band.sum()), (claimed, int(band.sum()))
+    assert (blurred.labels[~on_part] == STATIC).all()  # the panel that does not change keeps its labels
+    assert claim_task_border(blurred, None, camera, image, goal_image, goal_value=0.1) == 0
 
 
 def test_api_checker_and_episode(env):

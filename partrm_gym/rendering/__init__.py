@@ -122,3 +122,29 @@ def render_images(gaussians: Gaussians, cameras: list[Camera],
     alpha = out.alpha[0, ..., 0].cpu().numpy()
     depth = out.depth[0, ..., 0].cpu().numpy()
     return CameraImages(rgb, np.where(alpha > EMPTY_ALPHA, depth, np.inf))  # the rasterizer's depth is alpha-normalised
+
+
+def render_part_labels(gaussians: Gaussians, labels: torch.Tensor, cameras: list[Camera]) -> np.ndarray:
+    """Per-Gaussian integer labels rendered as a segmentation: each pixel takes the label whose Gaussians
+    contribute most to it (each label is rendered as its own one-hot colour), -2 where nothing is drawn.
+
+    Args:
+        gaussians: one scene (B = 1).  # [1, N, ...]
+        labels: the label of each Gaussian (any integers >= -1, e.g. -1 static body, k part k).  # [N]
+        cameras: C cameras of one size.
+
+    Returns:
+        the segmentation, int.  # [C, H, W]
+    """
+    ids = sorted(set(labels.tolist()))
+    viewmats, Ks = stack_cameras(cameras, device=gaussians.means.device)
+    weights, alpha = [], None
+    for label in ids:
+        colors = (labels == label).to(gaussians.colors.dtype)[None, :, None].expand(1, -1, 3)
+        one_hot = Gaussians(gaussians.means, gaussians.opacities, gaussians.scales, gaussians.quats, colors)
+        out = rasterize(one_hot, viewmats, Ks, cameras[0].width, cameras[0].height,
+                        background=torch.zeros(3, device=gaussians.means.device))
+        weights.append(out.rgb[0, ..., 0].cpu().numpy())
+        alpha = out.alpha[0, ..., 0].cpu().numpy()
+    seg = np.asarray(ids)[np.stack(weights).argmax(0)]  # weights: [L, C, H, W]
+    return np.where(alpha > EMPTY_ALPHA, seg, -2)
