@@ -227,3 +227,21 @@ def test_zero_thickness_gaussian_has_finite_gradients():
     (out.rgb.sum() + out.alpha.sum()).backward()
     for t in (means, scales, quats, opacities, colors):
         assert torch.isfinite(t.grad).all()
+
+
+def test_part_labels_render_each_label_where_its_gaussians_are_drawn():
+    """Seven labels (three rasterizations of three one-hot channels): every blob's pixel shows its own label,
+    a pixel drawn by none shows -2."""
+    from partrm_gym.rendering import render_part_labels
+
+    camera = orbit_camera(0.0, 0.0, 2.0, 40.0, 64)
+    labels = torch.tensor([-1, 0, 1, 2, 3, 4, 5])
+    ys = torch.linspace(-0.45, 0.45, len(labels))  # a row across the image, in front of the camera on +x
+    means = torch.stack([torch.zeros_like(ys), ys, torch.zeros_like(ys)], -1)[None]
+    n = len(labels)
+    g = Gaussians(means, torch.full((1, n), 0.99), torch.full((1, n, 3), 0.04),
+                  torch.tensor([1.0, 0, 0, 0]).expand(1, n, 4), torch.rand(1, n, 3))
+    seg = render_part_labels(g, labels, [camera])[0]
+    rows, cols = camera.pixel_index(camera.project(means[0].numpy())[0])
+    assert seg[rows, cols].tolist() == labels.tolist()
+    assert seg[0, 0] == -2

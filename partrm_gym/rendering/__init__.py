@@ -126,7 +126,8 @@ def render_images(gaussians: Gaussians, cameras: list[Camera],
 
 def render_part_labels(gaussians: Gaussians, labels: torch.Tensor, cameras: list[Camera]) -> np.ndarray:
     """Per-Gaussian integer labels rendered as a segmentation: each pixel takes the label whose Gaussians
-    contribute most to it (each label is rendered as its own one-hot colour), -2 where nothing is drawn.
+    contribute most to it, -2 where nothing is drawn. Each label is rendered as a one-hot colour, three labels
+    per rasterization (one per RGB channel): a reset renders labels twice, the planner at every step.
 
     Args:
         gaussians: one scene (B = 1).  # [1, N, ...]
@@ -139,12 +140,14 @@ def render_part_labels(gaussians: Gaussians, labels: torch.Tensor, cameras: list
     ids = sorted(set(labels.tolist()))
     viewmats, Ks = stack_cameras(cameras, device=gaussians.means.device)
     weights, alpha = [], None
-    for label in ids:
-        colors = (labels == label).to(gaussians.colors.dtype)[None, :, None].expand(1, -1, 3)
+    for first in range(0, len(ids), 3):
+        group = ids[first:first + 3]
+        colors = torch.stack([(labels == label) for label in group] + [torch.zeros_like(labels, dtype=torch.bool)]
+                             * (3 - len(group)), -1).to(gaussians.colors.dtype)[None]  # [1, N, 3]
         one_hot = Gaussians(gaussians.means, gaussians.opacities, gaussians.scales, gaussians.quats, colors)
         out = rasterize(one_hot, viewmats, Ks, cameras[0].width, cameras[0].height,
                         background=torch.zeros(3, device=gaussians.means.device))
-        weights.append(out.rgb[0, ..., 0].cpu().numpy())
+        weights.extend(np.moveaxis(out.rgb[0, ..., :len(group)].cpu().numpy(), -1, 0))  # [len(group), C, H, W]
         alpha = out.alpha[0, ..., 0].cpu().numpy()
     seg = np.asarray(ids)[np.stack(weights).argmax(0)]  # weights: [L, C, H, W]
     return np.where(alpha > EMPTY_ALPHA, seg, -2)
