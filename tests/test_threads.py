@@ -123,9 +123,13 @@ def test_a_worker_error_keeps_its_type_and_message(tmp_path):
     tasks.put(None)
     worker = ctx.Process(target=_worker_loop, args=(tasks, results))
     worker.start()
-    report = results.get(timeout=120)
-    worker.join(timeout=60)
-    assert worker.exitcode == 0  # it took the stop sign after reporting the error
+    try:
+        report = results.get(timeout=120)
+        worker.join(timeout=60)
+        assert worker.exitcode == 0  # it took the stop sign after reporting the error
+    finally:
+        worker.terminate()
+        worker.join()
     with pytest.raises(DatasetError, match="is not something datagen writes") as caught:
         _worker_result(report)
     assert "Traceback" not in str(caught.value)
@@ -172,3 +176,23 @@ def test_child_threads_sets_and_restores_the_child_environment(monkeypatch, rest
         assert all(os.environ[name] == "1" for name in CHILD_ENV_VARS)
         assert torch.get_num_threads() == threads  # this process keeps its own
     assert os.environ["OMP_NUM_THREADS"] == "2" and "MKL_NUM_THREADS" not in os.environ
+
+
+def test_a_parallel_run_that_fails_with_many_objects_queued_exits(tmp_path):
+    """An error while more objects are queued than the queue's pipe holds (~64 KiB of jobs): the command prints
+    it and exits, rather than hanging at exit on the jobs nobody will take."""
+    import subprocess
+    import sys
+
+    cfg, out, stray = _dataset_with_a_stray_partial_file(tmp_path)
+    many = {**TINY, "train_objects_per_category": 150}  # 304 objects: far more jobs than the pipe holds
+    config = tmp_path / "many.yaml"
+    config.write_text(yaml.safe_dump(many))
+    (out / "config.yaml").write_text(yaml.safe_dump(to_dict(DataConfig(**{**many, "categories": tuple(
+        many["categories"])})), sort_keys=False))
+    code = ("import sys; from partrm_gym.app import cli; "
+            f"sys.exit(cli.main(['datagen', {str(config)!r}, '--out', {str(out)!r}, '--quiet', '--workers', '2']))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert "is not something datagen writes" in run.stdout + run.stderr
+    assert stray.read_text() == "not datagen's"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import multiprocessing.queues
 import pickle
 import re
 import shutil
@@ -24,6 +25,7 @@ import threading
 import time
 import traceback
 from collections.abc import Generator, Iterator
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import numpy as np
@@ -321,7 +323,7 @@ def _generate_reported(job: tuple[DataConfig, Path, ObjectSpec]) -> tuple[str, o
         return "error", (e, detail)
 
 
-def _worker_loop(tasks: multiprocessing.Queue, results: multiprocessing.Queue) -> None:
+def _worker_loop(tasks: multiprocessing.queues.Queue, results: multiprocessing.queues.Queue) -> None:
     """A spawned worker: generate the objects it takes from ``tasks`` until it takes ``None``."""
     _worker_init()
     while (job := tasks.get()) is not None:
@@ -338,52 +340,54 @@ def _generate_parallel(cfg: DataConfig, out: Path, todo: list[ObjectSpec], worke
 
     Why this process works too: it has torch and the package loaded already, so it generates while the spawned
     workers spend their first seconds importing them, and an idle parent would leave a core's share unused.
-    Every process uses one thread; the queue hands out one object at a time, so no process waits on another's
-    backlog at the end."""
+    Every process generates with one torch thread; the queue hands out one object at a time, so no process waits
+    on another's backlog at the end. Every process, this one included, ends on its own stop sign behind the
+    objects, so none can wait on an empty queue."""
     ctx = multiprocessing.get_context("spawn")  # PyBullet and torch do not survive fork
     tasks, results = ctx.Queue(), ctx.Queue()
     for spec in todo:
         tasks.put((cfg, out, spec))
     spawned = min(workers, len(todo)) - 1
-    for _ in range(spawned):
-        tasks.put(None)  # one stop sign per worker, behind every object
-    # Workers start with Ctrl-C ignored (inherited), so only this process sees it and stops them.
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
-    try:
-        procs = [ctx.Process(target=_worker_loop, args=(tasks, results), daemon=True) for _ in range(spawned)]
-        for proc in procs:
-            proc.start()
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGINT, previous)
-
+    for _ in range(spawned + 1):
+        tasks.put(None)  # one stop sign per process, behind every object
     import torch
 
     own_threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as a worker: the bytes of an object do not depend on which process made it
-    finished, remaining = False, len(todo)
+    procs: list[BaseProcess] = []
+    finished = False
     try:
-        while remaining:
-            job = tasks.get()
-            if job is None:  # only stop signs are left: wait for what the workers still make
-                tasks.put(None)
-                while remaining:
-                    yield _worker_result(_next_result(results, procs))
-                    remaining -= 1
-                break
+        # Workers start with Ctrl-C ignored (inherited), so only this process sees it and stops them.
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
+        try:
+            for _ in range(spawned):
+                procs.append(ctx.Process(target=_worker_loop, args=(tasks, results), daemon=True))
+                procs[-1].start()
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGINT, previous)
+        torch.set_num_threads(1)  # as a worker: the bytes of an object do not depend on which process made it
+        remaining = len(todo)
+        while (job := tasks.get()) is not None:
             yield _generate_one(*job)
             remaining -= 1
             while remaining and not results.empty():
                 yield _worker_result(results.get())
                 remaining -= 1
+        while remaining:  # this process's stop sign: wait for what the workers still make
+            yield _worker_result(_next_result(results, procs))
+            remaining -= 1
         finished = True
     finally:
         torch.set_num_threads(own_threads)
+        if not finished:  # an error, Ctrl-C or an abandoned loop: stop the workers (their objects stay .partial-*)
+            tasks.cancel_join_thread()  # objects still queued for nobody must not hold this process at exit
         for proc in procs:
-            if not finished:  # an error, Ctrl-C or an abandoned loop: stop the workers (their objects stay .partial-*)
+            if not finished:
                 proc.terminate()
             proc.join()
+        tasks.close()
+        results.close()
 
 
 def _worker_result(report: tuple[str, object]) -> tuple[int, bool]:
@@ -395,7 +399,7 @@ def _worker_result(report: tuple[str, object]) -> tuple[int, bool]:
     return value
 
 
-def _next_result(results: multiprocessing.Queue, procs: list) -> tuple[str, object]:
+def _next_result(results: multiprocessing.queues.Queue, procs: list[BaseProcess]) -> tuple[str, object]:
     """The next worker result; an error if every worker has died without sending one (killed from outside)."""
     import queue
 
@@ -404,6 +408,10 @@ def _next_result(results: multiprocessing.Queue, procs: list) -> tuple[str, obje
             return results.get(timeout=1.0)
         except queue.Empty:
             if not any(proc.is_alive() for proc in procs):
+                try:  # a worker's last result can reach the queue just after it exits
+                    return results.get(timeout=1.0)
+                except queue.Empty:
+                    pass
                 raise RuntimeError("every datagen worker stopped before finishing its objects (killed?); "
                                    "run the same command again to finish them") from None
 
@@ -415,7 +423,8 @@ def run_shard(cfg: DataConfig, out: Path, shard: int = 0, num_shards: int = 1, p
     the summary file of a resumed run is byte-identical to an uninterrupted one). ``repaired`` counts the
     generated objects that replaced a complete-looking folder with missing or empty files.
 
-    ``workers`` > 1 generates whole objects in that many spawned processes of one thread each; every
+    ``workers`` > 1 generates whole objects in that many processes of one thread each (this one and
+    ``workers - 1`` spawned, :func:`_generate_parallel`); every
     object's randomness is its own (:func:`_object_rng`), so the dataset is byte-identical for any
     ``workers``. With 1 the objects are generated in this process, in order."""
     if workers < 1:
@@ -439,7 +448,7 @@ def run_shard(cfg: DataConfig, out: Path, shard: int = 0, num_shards: int = 1, p
             bar.update(1)
             bar.set_postfix(states_per_s=f"{states / (time.perf_counter() - t0):.1f}")
     finally:
-        done.close()  # the worker pool, if any, is stopped before this returns or raises
+        done.close()  # the spawned workers, if any, are stopped before this returns or raises
         bar.close()
     summary = _shard_summary(out, specs, shard, num_shards)
     write_json(out / SHARDS_DIR / shard_file(shard, num_shards), summary)
