@@ -28,16 +28,27 @@ class EpisodeResult:
     frames: list[np.ndarray] = field(default_factory=list)
 
 
+POLICY_STREAM = 0x504F4C  # tags a policy's random stream apart from the env's (both derive from the episode seed)
+
+
+def policy_seed(seed: int) -> int:
+    """The seed of a policy's own random draws in the episode seeded ``seed``: fixed by it, but a stream apart
+    from the env's. Why: gymnasium seeds the env's generator with ``SeedSequence(seed)``, exactly as
+    ``np.random.default_rng(seed)`` does, so a policy seeded with the episode's seed would draw the very numbers
+    the env drew its task from (a random drag's start would follow which drawer is the task)."""
+    return int(np.random.SeedSequence([seed, POLICY_STREAM]).generate_state(1)[0])
+
+
 def run_episode(env: gym.Env, act: Any, seed: int, record: bool = False) -> EpisodeResult:
     """One episode; ``act(env, obs)`` or ``act(obs)`` returns the action.
 
-    ``seed`` seeds the env's reset and, through ``act.reset(seed)`` where the policy has one, the policy's own
-    random draws. Why: an episode is then the same episode wherever it runs — in the twin and in imagination,
-    alone or after other episodes — so a paired comparison differs only by the world, not by how far a shared
-    random stream had been consumed by earlier episodes (common random numbers)."""
+    ``seed`` seeds the env's reset and, through ``act.reset(policy_seed(seed))`` where the policy has one, the
+    policy's own random draws. Why: an episode is then the same episode wherever it runs — in the twin and in
+    imagination, alone or after other episodes — so a paired comparison differs only by the world, not by how far
+    a shared random stream had been consumed by earlier episodes (common random numbers)."""
     reseed = getattr(act, "reset", None)
     if reseed is not None:
-        reseed(seed)
+        reseed(policy_seed(seed))
     obs, info = env.reset(seed=seed)
     wants_env = getattr(act, "act", None)
     frames = [_frame(obs)] if record else []
@@ -68,4 +79,4 @@ def summarise(results: list[EpisodeResult]) -> dict[str, Any]:
             "mean_final_joint_error": float(np.mean(errors)) if errors else None}
 
 
-__all__ = ["EpisodeResult", "run_episode", "summarise", "wilson_interval"]
+__all__ = ["EpisodeResult", "policy_seed", "run_episode", "summarise", "wilson_interval"]

@@ -83,8 +83,9 @@ class ImaginationPlanner:
     def reset(self, seed: int) -> None:
         """Restart the sampling streams (CEM's and the prior's) from ``seed``; ``run_episode`` calls it with the
         episode's seed."""
-        self.rng = np.random.default_rng(seed)
-        self.prior.reset(seed)
+        cem_seed, prior_seed = np.random.SeedSequence(seed).generate_state(2)  # two streams, not two copies of one
+        self.rng = np.random.default_rng(int(cem_seed))
+        self.prior.reset(int(prior_seed))
 
     def act(self, env: object, obs: dict[str, np.ndarray]) -> np.ndarray:
         """``env`` is a PartRM or PartRMSim env (unwrapped or not): it provides ``camera`` and ``render_camera``.

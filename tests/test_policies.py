@@ -1,5 +1,6 @@
 """Planner in imagination, SB3 agents (safetensors checkpoints, resume), evaluation and the experiment."""
 
+import copy
 import json
 from dataclasses import replace
 
@@ -20,7 +21,6 @@ from partrm_gym.policies.episodes import wilson_interval
 from partrm_gym.policies.evaluate import evaluate
 from partrm_gym.policies.experiment import ExperimentConfig, run_experiment
 from partrm_gym.policies.planner import ImaginationPlanner, PlannerConfig
-from partrm_gym.policies.scripted import ScriptedPolicy
 from partrm_gym.rendering import BACKGROUND_RGB
 
 TWIN_KWARGS = {"split": "train", "resolution": 40, "max_steps": 2}  # NatureCNN needs >= 36 px
@@ -59,7 +59,7 @@ def test_planner_by_image_batches_candidates_and_returns_a_valid_action():
     for vary_start in (False, True):
         planner = ImaginationPlanner(wm, replace(cfg, vary_start=vary_start), seed=0)
         scored = _record_candidates(planner)
-        prior = ScriptedPolicy(0)(obs)  # the planner's prior, seeded like it
+        prior = copy.deepcopy(planner.prior)(obs)  # the drag the planner's prior is about to propose
         planner.act(env, obs)
         starts = np.concatenate(scored)[:, :2]
         assert np.allclose(starts, prior[:2]) != vary_start
@@ -301,7 +301,7 @@ def test_evaluation_is_paired_by_seed():
 def test_an_episode_draws_the_same_policy_noise_whatever_ran_before():
     """Common random numbers: episode ``seed`` reseeds the policy, so it is the same episode alone or after
     others, in the twin and in imagination (a paired comparison differs only by the world)."""
-    from partrm_gym.policies.episodes import run_episode
+    from partrm_gym.policies.episodes import policy_seed, run_episode
     from partrm_gym.policies.scripted import RandomPolicy
 
     class Recording(RandomPolicy):
@@ -317,16 +317,20 @@ def test_an_episode_draws_the_same_policy_noise_whatever_ran_before():
     env = make_env("PartRMSim-Drawer-v0", TWIN_KWARGS).unwrapped
     fresh, used = Recording(0), Recording(1)
     actions_of_episode(used, env, 3)  # `used` has drawn from its stream already
-    assert np.array_equal(actions_of_episode(fresh, env, 9), actions_of_episode(used, env, 9))
-    assert not np.array_equal(actions_of_episode(fresh, env, 9), actions_of_episode(fresh, env, 10))
+    episode = actions_of_episode(fresh, env, 9)
+    assert np.array_equal(episode, actions_of_episode(used, env, 9))
+    # the episode's policy stream: derived from the seed, and not the stream the env drew its task from
+    assert np.array_equal(episode[0], np.random.default_rng(policy_seed(9)).uniform(-1.0, 1.0, 4).astype(np.float32))
+    assert not np.allclose(episode[0], np.random.default_rng(9).uniform(-1.0, 1.0, 4))
     env.close()
     sampled = [AgentPolicy(None, deterministic=False, seed=s) for s in (0, 1)]
     sampled[1].reset(0)
     assert torch.equal(torch.as_tensor(sampled[0]._rng_state), torch.as_tensor(sampled[1]._rng_state))
     planner = ImaginationPlanner(mini_world_model(), seed=0)
-    first = planner.rng.random()
+    first, prior_first = planner.rng.random(), planner.prior.rng.random()
     planner.reset(0)
-    assert planner.rng.random() == first and planner.prior.rng.random() == np.random.default_rng(0).random()
+    assert planner.rng.random() == first and planner.prior.rng.random() == prior_first
+    assert first != prior_first  # CEM's and the prior's streams are two streams, not two copies of one
 
 
 def test_a_policy_runs_in_its_own_control_mode():

@@ -21,6 +21,7 @@ from partrm_gym.errors import UsageError
 from partrm_gym.io import atomic_write_csv, atomic_write_gif
 from partrm_gym.metrics import chamfer_distance, psnr, ssim
 from partrm_gym.plotting import save_figure, subplots
+from partrm_gym.policies.episodes import policy_seed
 from partrm_gym.policies.scripted import make_policy
 from partrm_gym.preview import image_grid
 from partrm_gym.registration import ENV_CATEGORIES
@@ -40,7 +41,7 @@ def compare(env_name: str, policy_name: str, steps: int, seed: int, out: Path, m
             "partnet_root": partnet_root}
     imagined = PartRMEnv(model_path=model_path, world_model=world_model, **task)
     twin = PartRMSimEnv(**task)
-    policy = make_policy(policy_name, seed)
+    policy = make_policy(policy_name, policy_seed(seed))
     cams = [imagined.camera] + [evaluation_rig(resolution)[i] for i in EXTRA_VIEWS]
     rows, frames = [], []
     rng = np.random.default_rng(seed)

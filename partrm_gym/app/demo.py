@@ -42,6 +42,7 @@ from partrm_gym.metrics import chamfer_distance, psnr, ssim
 from partrm_gym.model.drag_propagation import drags_for_model
 from partrm_gym.model.segmenters import ClassicalSegmenter, SimLinkSegmenter
 from partrm_gym.model.world_model import WorldModel
+from partrm_gym.policies.episodes import policy_seed
 from partrm_gym.policies.scripted import ScriptedPolicy
 from partrm_gym.preview import image_grid, to_uint8_image
 from partrm_gym.rendering import render_images
@@ -117,7 +118,7 @@ def run_rollout(out: str | Path, model: WorldModel, cfg: DemoConfig) -> tuple[di
             "max_steps": max(cfg.rollout_steps, 1), "control_mode": ScriptedPolicy.control_mode,
             "partnet_root": cfg.partnet}
     sim, imagined = PartRMSimEnv(**task), PartRMEnv(world_model=model, transition="articulated", **task)
-    policy = ScriptedPolicy(cfg.seed)
+    policy = ScriptedPolicy(policy_seed(cfg.seed))
     frames, rows = [], []
     try:
         for s in paired_rollout(sim, imagined, policy, cfg.seed, cfg.rollout_steps):

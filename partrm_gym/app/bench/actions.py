@@ -17,6 +17,7 @@ import numpy as np
 from partrm_gym.app.bench.report import emit_report, markdown_table
 from partrm_gym.drags import to_pixels
 from partrm_gym.envs.task import drag_from_action, object_mask
+from partrm_gym.policies.episodes import policy_seed
 
 CONTROL_MODES = ("pixel_drag", "object_drag")
 SEED_BASE = 100_000
@@ -25,7 +26,7 @@ SEED_BASE = 100_000
 def anchoring_rates(env, episodes: int, actions: int, seed: int = SEED_BASE) -> tuple[float, float]:
     """(share of random actions whose drag starts on the object, share that starts on the task part) over
     ``episodes`` resets (seeds ``seed + i``) × ``actions`` uniform actions each, in ``env``'s control mode."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(policy_seed(seed))
     on_object = on_task = 0
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)

@@ -115,6 +115,7 @@ def run_rollouts(episodes: int, steps: int, policy: str, transition: str, model_
     from partrm_gym.envs.sim_env import PartRMSimEnv
     from partrm_gym.envs.world_model_env import PartRMEnv
     from partrm_gym.model.world_model import WorldModel
+    from partrm_gym.policies.episodes import policy_seed
     from partrm_gym.policies.scripted import ScriptedPolicy
     from partrm_gym.rendering import render_images
 
@@ -130,8 +131,8 @@ def run_rollouts(episodes: int, steps: int, policy: str, transition: str, model_
         for i in tqdm(range(episodes), desc=f"rollout {transition}/{policy}", unit="ep"):
             twin, imagined = envs[categories[i % len(categories)]]
             seed = SEED_BASE + i
-            actor = ScriptedPolicy(seed) if policy == "scripted" else None
-            rng = np.random.default_rng(seed)
+            actor = ScriptedPolicy(policy_seed(seed)) if policy == "scripted" else None
+            rng = np.random.default_rng(policy_seed(seed))
 
             def act(obs: dict, actor=actor, twin=twin, rng=rng) -> np.ndarray:
                 return actor(obs) if actor is not None else _random_drag_on_part(twin, rng)
