@@ -26,6 +26,13 @@ def changed_pixels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(a.astype(np.int16) - b.astype(np.int16)).max(-1) > CHANGE_THRESHOLD
 
 
+def grow_mask(mask: np.ndarray, px_at_64: int, width: int) -> np.ndarray:
+    """(H, W) bool ``mask`` grown by ``px_at_64`` pixels at a width of 64, scaled to ``width`` (at least 1 px)."""
+    radius = max(1, round(px_at_64 * width / 64))
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+
+
 def find_task_part(state: ArticulatedState, camera: Camera, image: np.ndarray, goal_image: np.ndarray,
                    start_value: float, goal_value: float, limits: tuple[float, float],
                    rule: str = "change") -> int | None:
@@ -109,9 +116,7 @@ def carve_task_part(state: ArticulatedState, part: int | None, camera: Camera, i
     members = state.part_mask(part)
     if int(members.sum()) < 2:
         return None
-    radius = max(1, round(TASK_CHANGE_DILATION_PX * camera.width / 64))
-    changed = changed_pixels(image, goal_image).astype(np.uint8)
-    changed = cv2.dilate(changed, np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)).astype(bool)
+    changed = grow_mask(changed_pixels(image, goal_image), TASK_CHANGE_DILATION_PX, camera.width)
     joint = state.joints[part]
     start = state.base.means[0][members].detach().cpu().numpy().astype(np.float64)  # once per episode
     kept = np.zeros(len(start), bool)
@@ -149,8 +154,7 @@ def claim_task_border(state: ArticulatedState, part: int | None, camera: Camera,
     goal_state = state.copy()
     goal_state.set_value(part, goal_value)
     at_goal = render_part_labels(goal_state.gaussians(), goal_state.labels, [camera])[0] == part
-    radius = max(1, round(TASK_BORDER_PX * camera.width / 64))
-    near = cv2.dilate(at_start.astype(np.uint8), np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)).astype(bool)
+    near = grow_mask(at_start, TASK_BORDER_PX, camera.width)
     left = changed_pixels(image, goal_image) & near & ~at_start & ~at_goal
     body = torch.nonzero((state.labels == STATIC) & (current.opacities[0] > MIN_VISIBLE_OPACITY)).flatten()
     if not left.any() or len(body) == 0:

@@ -130,8 +130,9 @@ class AgentPolicy:
 
     By default it takes the mean action (``deterministic=True``, SB3's evaluation convention). With
     ``deterministic=False`` it samples from the policy's Gaussian, the policy PPO actually optimises; the samples
-    come from a torch generator state of its own, seeded with ``seed``, so an evaluation is reproducible and
-    draws nothing from the global torch RNG. Why both: after a drag that grasps nothing the observation is
+    come from a torch generator state of its own, seeded with ``seed`` and reseeded at every episode by
+    ``run_episode`` (:meth:`reset`), so an evaluation is reproducible and draws nothing from the global torch RNG.
+    Why both: after a drag that grasps nothing the observation is
     unchanged, so the mean action repeats the miss until the episode ends, while a sample tries elsewhere
     (docs/experiment.md has both figures for the headline agents).
     """
@@ -144,7 +145,8 @@ class AgentPolicy:
         self.reset(seed)
 
     def reset(self, seed: int) -> None:
-        """Restart the sampling stream from ``seed`` (``run_episode`` calls it with the episode's seed)."""
+        """Restart the sampling stream from ``seed``. ``run_episode`` calls it at every episode, with
+        :func:`~partrm_gym.policies.episodes.policy_seed` of the episode's seed."""
         self._rng_state = torch.Generator().manual_seed(seed).get_state()  # lent to SB3's sampling in __call__
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:

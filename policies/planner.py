@@ -81,8 +81,8 @@ class ImaginationPlanner:
         self.last_scores: np.ndarray | None = None  # imagined goal errors of the last step's candidates
 
     def reset(self, seed: int) -> None:
-        """Restart the sampling streams (CEM's and the prior's) from ``seed``; ``run_episode`` calls it with the
-        episode's seed."""
+        """Restart the sampling streams (CEM's and the prior's, two streams derived from ``seed``); ``run_episode``
+        calls it at every episode, with :func:`~partrm_gym.policies.episodes.policy_seed` of the episode's seed."""
         cem_seed, prior_seed = np.random.SeedSequence(seed).generate_state(2)  # two streams, not two copies of one
         self.rng = np.random.default_rng(int(cem_seed))
         self.prior.reset(int(prior_seed))

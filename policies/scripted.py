@@ -24,7 +24,8 @@ class RandomPolicy:
         self.reset(seed)
 
     def reset(self, seed: int) -> None:
-        """Restart the random stream from ``seed`` (``run_episode`` calls it with the episode's seed)."""
+        """Restart the random stream from ``seed``. ``run_episode`` calls it at every episode, with
+        :func:`~partrm_gym.policies.episodes.policy_seed` of the episode's seed."""
         self.rng = np.random.default_rng(seed)
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
@@ -48,7 +49,8 @@ class ScriptedPolicy:
         self.reset(seed)
 
     def reset(self, seed: int) -> None:
-        """Restart the random stream from ``seed`` (``run_episode`` calls it with the episode's seed)."""
+        """Restart the random stream from ``seed``. ``run_episode`` calls it at every episode, with
+        :func:`~partrm_gym.policies.episodes.policy_seed` of the episode's seed."""
         self.rng = np.random.default_rng(seed)
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:

@@ -245,3 +245,18 @@ def test_part_labels_render_each_label_where_its_gaussians_are_drawn():
     rows, cols = camera.pixel_index(camera.project(means[0].numpy())[0])
     assert seg[rows, cols].tolist() == labels.tolist()
     assert seg[0, 0] == -2
+
+
+def test_part_labels_of_an_empty_scene_and_bad_labels():
+    from partrm_gym.rendering import render_part_labels
+
+    camera = orbit_camera(0.0, 0.0, 2.0, 40.0, 16)
+    empty = Gaussians(torch.zeros(1, 0, 3), torch.zeros(1, 0), torch.zeros(1, 0, 3), torch.zeros(1, 0, 4),
+                      torch.zeros(1, 0, 3))
+    assert (render_part_labels(empty, torch.zeros(0, dtype=torch.long), [camera, camera]) == -2).all()
+    g = random_gaussians(4)
+    with pytest.raises(ValueError, match=">= -1"):
+        render_part_labels(g, torch.tensor([-2, 0, 0, 1]), [camera])
+    two = Gaussians(*(torch.cat([t, t]) for t in (g.means, g.opacities, g.scales, g.quats, g.colors)))
+    with pytest.raises(ValueError, match="one scene"):
+        render_part_labels(two, torch.zeros(4, dtype=torch.long), [camera])

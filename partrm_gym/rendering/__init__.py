@@ -127,7 +127,7 @@ def render_images(gaussians: Gaussians, cameras: list[Camera],
 def render_part_labels(gaussians: Gaussians, labels: torch.Tensor, cameras: list[Camera]) -> np.ndarray:
     """Per-Gaussian integer labels rendered as a segmentation: each pixel takes the label whose Gaussians
     contribute most to it, -2 where nothing is drawn. Each label is rendered as a one-hot colour, three labels
-    per rasterization (one per RGB channel): a reset renders labels twice, the planner at every step.
+    per rasterization (one per RGB channel).
 
     Args:
         gaussians: one scene (B = 1).  # [1, N, ...]
@@ -137,7 +137,13 @@ def render_part_labels(gaussians: Gaussians, labels: torch.Tensor, cameras: list
     Returns:
         the segmentation, int.  # [C, H, W]
     """
+    if gaussians.batch_size != 1:
+        raise ValueError(f"render_part_labels takes one scene (B = 1), got B = {gaussians.batch_size}")
     ids = sorted(set(labels.tolist()))
+    if ids and ids[0] < -1:
+        raise ValueError(f"part labels must be >= -1 (-2 marks pixels where nothing is drawn), got {ids[0]}")
+    if not ids:  # no Gaussians: nothing is drawn anywhere
+        return np.full((len(cameras), cameras[0].height, cameras[0].width), -2)
     viewmats, Ks = stack_cameras(cameras, device=gaussians.means.device)
     weights, alpha = [], None
     for first in range(0, len(ids), 3):
