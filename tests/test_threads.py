@@ -196,3 +196,34 @@ def test_a_parallel_run_that_fails_with_many_objects_queued_exits(tmp_path):
     assert run.returncode != 0
     assert "is not something datagen writes" in run.stdout + run.stderr
     assert stray.read_text() == "not datagen's"
+
+
+def test_an_error_in_a_spawned_worker_stops_the_run_with_the_workers_traceback(tmp_path, monkeypatch):
+    """The spawned worker meets the stray file (second object) while this process is busy with the first: the run
+    raises the worker's error, with its traceback as the cause, and keeps the user's file."""
+    import time
+
+    from partrm_gym.train import datagen
+    from partrm_gym.train.data_config import plan_objects
+
+    cfg = DataConfig(**{**TINY, "categories": tuple(TINY["categories"])})
+    out = tmp_path / "data"
+    out.mkdir()
+    (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    second = plan_objects(cfg)[1].object_id
+    stray = out / "objects" / f"{PARTIAL_PREFIX}{second}" / "notes.txt"
+    stray.parent.mkdir(parents=True)
+    stray.write_text("not datagen's")
+
+    def busy_until_the_worker_is_done(*args):  # this process only: the spawned worker imports the real one
+        deadline = time.monotonic() + 180
+        while multiprocessing.active_children() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return 0, False
+
+    monkeypatch.setattr(datagen, "_generate_one", busy_until_the_worker_is_done)
+    with pytest.raises(DatasetError, match="is not something datagen writes") as caught:
+        run_shard(cfg, out, progress=False, workers=2)
+    assert "in a datagen worker" in str(caught.value.__cause__)
+    assert multiprocessing.active_children() == []
+    assert stray.read_text() == "not datagen's"
