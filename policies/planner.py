@@ -76,8 +76,8 @@ class ImaginationPlanner:
         self.model = world_model
         self.cfg = cfg
         self.segmenter = segmenter or ClassicalSegmenter()
-        self.prior = ScriptedPolicy(seed)
-        self.reset(seed)
+        self.prior = ScriptedPolicy()
+        self.reset(seed)  # seeds CEM's stream and the prior's
         self.last_scores: np.ndarray | None = None  # imagined goal errors of the last step's candidates
 
     def reset(self, seed: int) -> None:

@@ -90,13 +90,17 @@ def test_wait_policy_defaults_to_passive_and_keeps_the_users(monkeypatch, restor
     assert os.environ[WAIT_POLICY_ENV] == "ACTIVE"
 
 
-def _dataset_with_a_stray_partial_file(tmp_path):
-    """A dataset folder of TINY's config whose first object's partial folder holds a file datagen did not write."""
-    cfg = DataConfig(**{**TINY, "categories": tuple(TINY["categories"])})
+def _dataset_with_a_stray_partial_file(tmp_path, object_index=0, **overrides):
+    """A dataset folder of TINY's config (with ``overrides``) whose partial folder of the planned object
+    ``object_index`` holds a file datagen did not write."""
+    from partrm_gym.train.data_config import plan_objects
+
+    config = {**TINY, **overrides}
+    cfg = DataConfig(**{**config, "categories": tuple(config["categories"])})
     out = tmp_path / "data"
     out.mkdir()
     (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))  # a dataset of this config
-    stray = out / "objects" / f"{PARTIAL_PREFIX}laptop_0050000" / "notes.txt"
+    stray = out / "objects" / f"{PARTIAL_PREFIX}{plan_objects(cfg)[object_index].object_id}" / "notes.txt"
     stray.parent.mkdir(parents=True)
     stray.write_text("not datagen's")
     return cfg, out, stray
@@ -116,7 +120,7 @@ def test_a_worker_error_keeps_its_type_and_message(tmp_path):
     from partrm_gym.train.datagen import _worker_loop, _worker_result
 
     cfg, out, stray = _dataset_with_a_stray_partial_file(tmp_path)
-    spec = next(s for s in plan_objects(cfg) if s.object_id == "laptop_0050000")
+    spec = plan_objects(cfg)[0]
     ctx = multiprocessing.get_context("spawn")
     tasks, results = ctx.Queue(), ctx.Queue()
     tasks.put((cfg, out, spec))
@@ -184,12 +188,10 @@ def test_a_parallel_run_that_fails_with_many_objects_queued_exits(tmp_path):
     import subprocess
     import sys
 
-    cfg, out, stray = _dataset_with_a_stray_partial_file(tmp_path)
-    many = {**TINY, "train_objects_per_category": 150}  # 304 objects: far more jobs than the pipe holds
+    # 304 objects: far more jobs than the pipe holds
+    cfg, out, stray = _dataset_with_a_stray_partial_file(tmp_path, train_objects_per_category=150)
     config = tmp_path / "many.yaml"
-    config.write_text(yaml.safe_dump(many))
-    (out / "config.yaml").write_text(yaml.safe_dump(to_dict(DataConfig(**{**many, "categories": tuple(
-        many["categories"])})), sort_keys=False))
+    config.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     code = ("import sys; from partrm_gym.app import cli; "
             f"sys.exit(cli.main(['datagen', {str(config)!r}, '--out', {str(out)!r}, '--quiet', '--workers', '2']))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -204,16 +206,8 @@ def test_an_error_in_a_spawned_worker_stops_the_run_with_the_workers_traceback(t
     import time
 
     from partrm_gym.train import datagen
-    from partrm_gym.train.data_config import plan_objects
 
-    cfg = DataConfig(**{**TINY, "categories": tuple(TINY["categories"])})
-    out = tmp_path / "data"
-    out.mkdir()
-    (out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    second = plan_objects(cfg)[1].object_id
-    stray = out / "objects" / f"{PARTIAL_PREFIX}{second}" / "notes.txt"
-    stray.parent.mkdir(parents=True)
-    stray.write_text("not datagen's")
+    cfg, out, stray = _dataset_with_a_stray_partial_file(tmp_path, object_index=1)
 
     def busy_until_the_worker_is_done(*args):  # this process only: the spawned worker imports the real one
         deadline = time.monotonic() + 180

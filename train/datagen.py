@@ -403,17 +403,16 @@ def _next_result(results: multiprocessing.queues.Queue, procs: list[BaseProcess]
     """The next worker result; an error if every worker has died without sending one (killed from outside)."""
     import queue
 
+    all_gone = False
     while True:
         try:
             return results.get(timeout=1.0)
         except queue.Empty:
-            if not any(proc.is_alive() for proc in procs):
-                try:  # a worker's last result can reach the queue just after it exits
-                    return results.get(timeout=1.0)
-                except queue.Empty:
-                    pass
+            if all_gone:
                 raise RuntimeError("every datagen worker stopped before finishing its objects (killed?); "
                                    "run the same command again to finish them") from None
+            # one more wait once the last worker is gone: its last result can reach the queue just after it exits
+            all_gone = not any(proc.is_alive() for proc in procs)
 
 
 def run_shard(cfg: DataConfig, out: Path, shard: int = 0, num_shards: int = 1, progress: bool = True,
