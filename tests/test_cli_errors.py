@@ -124,6 +124,23 @@ def test_bench_out_must_be_a_file(tmp_path, capsys):
     assert_one_line_usage_error(rc, err, "is a folder")
 
 
+def test_bench_never_replaces_a_file_it_did_not_write(tmp_path, capsys):
+    from partrm_gym.app.bench.report import REPORT_MARKER, write_report
+
+    notes = tmp_path / "notes.md"
+    notes.write_text("my notes\n")
+    rc, _, err = run_cli(["bench", "render", "--repeats", "1", "--out", str(notes)], capsys)
+    assert_one_line_usage_error(rc, err, str(notes), "not written by partrm-gym bench")
+    assert notes.read_text() == "my notes\n"
+    report = tmp_path / "bench.md"
+    write_report(report, "## first\n")
+    write_report(report, "## second\n")  # a report the bench wrote is replaced
+    assert report.read_text() == f"## second\n\n{REPORT_MARKER}\n"
+    notes.write_text(f"{REPORT_MARKER}\nmy notes below the marker\n")  # the marker must be the last line
+    with pytest.raises(UsageError):
+        write_report(notes, "## third\n")
+
+
 def test_missing_dataset_is_one_line(tmp_path, capsys):
     rc, _, err = run_cli(["eval", "none", "--data", str(tmp_path / "nodata"), "--out", str(tmp_path / "o")], capsys)
     assert_one_line_usage_error(rc, err, "nodata")

@@ -102,6 +102,10 @@ def _bench(args: argparse.Namespace) -> int:
     import importlib
 
     from partrm_gym.app.bench.all import PARTS
+    from partrm_gym.app.bench.report import check_report_path
+
+    if args.out:
+        check_report_path(args.out)  # before minutes of measuring, not after
 
     if args.what == "all":
         from partrm_gym.app.bench.all import bench_all

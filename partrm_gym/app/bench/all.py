@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from partrm_gym.io import atomic_write_text
+from partrm_gym.app.bench.report import write_report
 
 
 @dataclass(frozen=True)
@@ -37,5 +37,5 @@ def bench_all(args: argparse.Namespace) -> str:
             sections.append(run(argparse.Namespace(**{**vars(args), "out": None, **extra})))
     text = f"# Benchmarks\n\nAll sections: `partrm-gym bench all --repeats {args.repeats}`.\n\n" + "\n".join(sections)
     if args.out:
-        atomic_write_text(args.out, text)
+        write_report(args.out, text)
     return text

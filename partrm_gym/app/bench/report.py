@@ -10,7 +10,12 @@ from pathlib import Path
 
 import torch
 
+from partrm_gym.errors import UsageError
 from partrm_gym.io import atomic_write_text
+
+# The last line of every report file; `--out` replaces only a file that ends with it, so a bench never overwrites
+# a file the user wrote (notes, a curated docs page) by a mistyped path.
+REPORT_MARKER = "<!-- written by partrm-gym bench; running a bench with --out on this file replaces it -->"
 
 
 def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
@@ -41,12 +46,26 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     return "\n".join(lines)
 
 
+def check_report_path(path: str | Path) -> Path:
+    """Refuse ``--out`` where a file exists that no bench wrote (it would be replaced); call it before any work."""
+    path = Path(path)
+    if path.is_file() and path.read_text(errors="replace").rstrip().splitlines()[-1:] != [REPORT_MARKER]:
+        raise UsageError(f"--out {path}: the file exists and was not written by partrm-gym bench, which would "
+                         f"replace it; give a new path (e.g. outputs/bench.md)")
+    return path
+
+
+def write_report(path: str | Path, text: str) -> None:
+    """Write a report to ``path`` atomically, ending with :data:`REPORT_MARKER` (:func:`check_report_path` first)."""
+    atomic_write_text(check_report_path(path), text.rstrip("\n") + "\n\n" + REPORT_MARKER + "\n")
+
+
 def emit_report(title: str, command: str, table: str, out: str | Path | None) -> str:
     """Print the report (title, command, machine, table) and write it to ``out`` if given."""
     text = f"## {title}\n\nMeasured with `{command}` on {machine_line()}.\n\n{table}\n"
     print(text)
     if out:
-        atomic_write_text(out, text)
+        write_report(out, text)
     return text
 
 

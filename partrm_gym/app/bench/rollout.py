@@ -19,7 +19,7 @@ import argparse
 import numpy as np
 import torch
 
-from partrm_gym.app.bench.report import emit_report, markdown_table, view_fit_flag, view_fit_kwargs
+from partrm_gym.app.bench.report import emit_report, markdown_table, view_fit_flag, view_fit_kwargs, write_report
 from partrm_gym.articulation import (
     MIN_VISIBLE_OPACITY,
     STATIC,
@@ -205,8 +205,7 @@ def bench_rollout(args: argparse.Namespace) -> str:
     command = (f"partrm-gym bench rollout --episodes {episodes} --steps {steps} --policy {policy} "
                f"--transition {transition}" + (" --partnet DIR" if partnet else "") + view_fit_flag(fit_steps))
     text = emit_report(f"Rollout: {transition} transition, {policy} policy" + (", real objects" if partnet else ""),
-                       command, markdown_table(headers, body),
-                       args.out)
+                       command, markdown_table(headers, body), None)  # written below, with the grasp lines
     first = [r for r in rows if r["step"] == 1]
     acc = np.array([r["label_accuracy"] for r in first])
     movable = np.array([r["movable_accuracy"] for r in first])
@@ -223,9 +222,7 @@ def bench_rollout(args: argparse.Namespace) -> str:
         print(line)
         text += "\n" + line + "\n"
     if args.out:
-        from partrm_gym.io import atomic_write_text
-
-        atomic_write_text(args.out, text)
+        write_report(args.out, text)
     last = table[-1]
     print(f"rollout: transition={transition} policy={policy} episodes={episodes} steps={steps} "
           f"{'objects=partnet ' if partnet else ''}"
