@@ -44,10 +44,11 @@ SNAP_RADIUS_PX = 1.5  # tuned with VOTE_DEPTH on training-split tasks (docs/arti
 # Among the grasp candidates, those within this depth (world units) of the one nearest the drawn surface vote for
 # the part (opacity-weighted); 0: that nearest candidate alone decides.
 VOTE_DEPTH = 0.03
-# A revolute part's grasp is lifted to the nearer of the drawn depth and the part's hinged panel (panel_depth):
-# the alpha-blended depth of a thin open door or lid lies behind it, which shortens the lever arm and makes the
-# joint solve overshoot (docs/articulation.md). False lifts every grasp at the drawn depth.
-LIFT_TO_PANEL = True
+# A revolute part's grasp is lifted to the nearest of the drawn depth, the part's front-most Gaussian under the start
+# pixel and the part's hinged panel (panel_depth): the alpha-blended depth of a thin open door or lid lies behind
+# it, which shortens the lever arm and makes the joint solve overshoot (docs/articulation.md). False lifts every
+# grasp at the drawn depth.
+LIFT_REVOLUTE_GRASP = True
 MIN_VISIBLE_OPACITY = 0.05  # fainter Gaussians cannot be seen, so they can neither be grasped nor be parts
 FLOATER_DISTANCE = 0.05  # world units: a Gaussian farther than this from every true surface point is a floater
 
@@ -180,12 +181,7 @@ class ArticulatedState:
         Gaussians whose centres project within ``radius_px`` of the pixel, the one nearest that depth.
         None when no Gaussian projects there. ``current`` is :meth:`gaussians` (the caller has it rendered)."""
         g = current
-        viewmat, K = stack_cameras([camera], device=g.means.device, dtype=torch.float64)
-        cam = g.means[0].double() @ viewmat[0, :3, :3].T + viewmat[0, :3, 3]  # on the Gaussians' device
-        z = cam[:, 2]
-        proj = (cam @ K[0].T)[:, :2] / z.clamp_min(1e-9)[:, None]
-        uv = torch.as_tensor(np.asarray(uv, dtype=np.float64), device=g.means.device)
-        near = (g.opacities[0] > MIN_VISIBLE_OPACITY) & (z > 0) & ((proj - uv).norm(dim=1) <= radius_px)
+        near, z = _gaussians_under_pixel(g, camera, uv, radius_px)
         gap = torch.where(near, (z - depth).abs(), torch.full_like(z, torch.inf))
         i = int(gap.argmin())  # one number comes back to the host, no per-Gaussian copy
         if not bool(near[i]):
@@ -202,7 +198,8 @@ class ArticulatedState:
               ) -> tuple[int, np.ndarray] | None:
         """The part a drag starting at pixel ``uv`` grasps and the grasped 3D point, or None (a miss: off the
         imagined surface, or on the static body). The point lies at the drawn depth, on a revolute part at the
-        nearer of that and the part's hinged panel (:func:`panel_depth`). ``current`` is :meth:`gaussians` and
+        nearest of that, the part's front-most Gaussian centre under the pixel and the part's hinged panel
+        (:func:`panel_depth`). ``current`` is :meth:`gaussians` and
         ``depth`` (H, W) its render in ``camera`` (inf where no surface is drawn). The world-model env's step and
         the planner's scoring both use it, so the planner imagines exactly what the env will do."""
         uv = np.asarray(uv, dtype=np.float64)
@@ -220,10 +217,33 @@ class ArticulatedState:
         part = self.part_at_pixel(current, camera, uv, z)
         if part is None or part == STATIC:
             return None
-        if LIFT_TO_PANEL and self.joints[part].type == "revolute":
+        if LIFT_REVOLUTE_GRASP and self.joints[part].type == "revolute":
             mask = self.part_mask(part) & (current.opacities[0] > MIN_VISIBLE_OPACITY)
+            near, depths = _gaussians_under_pixel(current, camera, uv, GRASP_RADIUS_PX)
+            front = depths[near & self.part_mask(part)]
+            if len(front):
+                z = min(z, float(front.min()))
             z = min(z, panel_depth(current.means[0][mask], current.opacities[0][mask], self.joints[part], camera, uv))
         return part, camera.backproject(uv, np.asarray(z))
+
+
+def _gaussians_under_pixel(g: Gaussians, camera: Camera, uv: np.ndarray, radius_px: float
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which Gaussians are visible (opacity above :data:`MIN_VISIBLE_OPACITY`, in front of the camera) with centres
+    projecting within ``radius_px`` of pixel ``uv``, and every Gaussian's camera-z depth; on the Gaussians'
+    device.
+
+    Returns:
+        near: the mask.  # [N] bool
+        depth: camera-z of every centre.  # [N] float64
+    """
+    viewmat, K = stack_cameras([camera], device=g.means.device, dtype=torch.float64)
+    cam = g.means[0].double() @ viewmat[0, :3, :3].T + viewmat[0, :3, 3]
+    z = cam[:, 2]
+    proj = (cam @ K[0].T)[:, :2] / z.clamp_min(1e-9)[:, None]
+    centre = torch.as_tensor(np.asarray(uv, dtype=np.float64), device=g.means.device)
+    near = (g.opacities[0] > MIN_VISIBLE_OPACITY) & (z > 0) & ((proj - centre).norm(dim=1) <= radius_px)
+    return near, z
 
 
 def panel_depth(means: torch.Tensor, weights: torch.Tensor, joint: PartJoint, camera: Camera, uv: np.ndarray
@@ -429,9 +449,9 @@ class GroupingConfig:
 
     # Defaults tuned on training-split tasks of the 4 training env categories (never the test split) for the task
     # part's mask IoU, the share of the twin's grasping drags that grasp a part in imagination and the joint
-    # read-out, with the bundled model (grids and figures in docs/articulation.md). A low threshold trades a few
-    # more grasps where the twin misses for more grasps where it hits: a part Gaussian called static makes drags
-    # on the part miss, the commoner failure.
+    # read-out, with the bundled model (grids and figures: docs/history.md, "Grouping thresholds"). A low threshold
+    # trades a few more grasps where the twin misses for more grasps where it hits: a part Gaussian called static
+    # makes drags on the part miss, the commoner failure.
     movable_threshold: float = 0.25  # a Gaussian is on a movable part above this probability
     min_opacity: float = MIN_VISIBLE_OPACITY  # fainter Gaussians stay with the static body
     link: float = 0.12  # world units: neighbouring Gaussians of one part are closer than this

@@ -193,7 +193,7 @@ def test_grasp_snaps_to_the_drawn_surface_and_the_surface_layer_votes(monkeypatc
     assert state.grasp(g, depth, camera, centre + [3.0, 0.0]) is None  # too far to snap
 
 
-def test_revolute_grasp_lifts_to_the_hinged_panel_in_front_of_the_drawn_depth(monkeypatch):
+def test_revolute_grasp_lifts_to_the_hinged_panel_or_its_front_gaussian_in_front_of_the_drawn_depth(monkeypatch):
     camera = observation_camera(TaskConfig(resolution=32))
     centre = np.array([16.5, 16.5])
     seen = camera.backproject(centre, np.asarray(1.5))  # the panel point the centre pixel sees
@@ -203,21 +203,33 @@ def test_revolute_grasp_lifts_to_the_hinged_panel_in_front_of_the_drawn_depth(mo
     out = (seen - pivot) / np.linalg.norm(seen - pivot)
     r, t = np.meshgrid(np.linspace(0.0, 0.3, 16), np.linspace(-0.1, 0.1, 11))
     panel = pivot + r.reshape(-1, 1) * out + t.reshape(-1, 1) * np.array([0.0, 0.0, 1.0])  # a 0.3 × 0.2 door
-    n = len(panel)
-    g = Gaussians(torch.tensor(panel, dtype=torch.float32)[None], torch.full((1, n), 0.5), torch.full((1, n, 3), 0.01),
-                  torch.tensor([[[1.0, 0, 0, 0]] * n]), torch.rand(1, n, 3))
+    uv, z = camera.project(panel)
+    in_front = (np.linalg.norm(uv - centre, axis=1) <= 2.0) & (z < 1.5)
+    panel = panel[~in_front]  # the Gaussians under the pixel all lie behind the point it sees: the plane is nearer
     joint = PartJoint("revolute", np.array([0.0, 0.0, 1.0]), pivot, -1.0, 1.0, 0.0)
-    state = ArticulatedState(g, torch.zeros(n, dtype=torch.long), [joint])
+
+    def part_of(points: np.ndarray) -> tuple[Gaussians, ArticulatedState]:
+        n = len(points)
+        g = Gaussians(torch.tensor(points, dtype=torch.float32)[None], torch.full((1, n), 0.5),
+                      torch.full((1, n, 3), 0.01), torch.tensor([[[1.0, 0, 0, 0]] * n]), torch.rand(1, n, 3))
+        return g, ArticulatedState(g, torch.zeros(n, dtype=torch.long), [joint])
+
+    g, state = part_of(panel)
     depth = np.full((32, 32), 1.7, dtype=np.float32)  # blended with what lies behind, the drawn depth is too far
     part, grasped = state.grasp(g, depth, camera, centre)
     assert part == 0 and np.linalg.norm(grasped - seen) < 1e-3  # on the panel, not 0.2 behind it
-    monkeypatch.setattr(art, "LIFT_TO_PANEL", False)
+    monkeypatch.setattr(art, "LIFT_REVOLUTE_GRASP", False)
     _, behind = state.grasp(g, depth, camera, centre)
     assert np.allclose(behind, camera.backproject(centre, np.asarray(1.7)), atol=1e-6)
-    monkeypatch.setattr(art, "LIFT_TO_PANEL", True)
+    monkeypatch.setattr(art, "LIFT_REVOLUTE_GRASP", True)
     depth[:] = 1.4  # a drawn surface in front of the panel is kept: the grasp is on the nearer one
     _, nearer = state.grasp(g, depth, camera, centre)
     assert np.allclose(nearer, camera.backproject(centre, np.asarray(1.4)), atol=1e-6)
+    # a Gaussian of the part under the pixel, in front of both: the grasp is at its depth
+    front = camera.backproject(centre, np.asarray(1.3))
+    g_front, state_front = part_of(np.concatenate([panel, front[None]]))
+    _, at_front = state_front.grasp(g_front, depth, camera, centre)
+    assert np.allclose(at_front, front, atol=1e-5)
     means, weights = g.means[0], g.opacities[0]
     above, _ = camera.project(pivot + 0.15 * out + np.array([0.0, 0.0, 0.3]))  # the plane, beyond the door's top
     assert art.panel_depth(means, weights, joint, camera, above) == np.inf
