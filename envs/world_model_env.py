@@ -18,7 +18,8 @@ Two transitions (``transition=``):
   project into those changed pixels (the rest, often a neighbouring drawer the head merged with it,
   becomes a part of its own), and giving it the body Gaussians drawn on its border in the pixels it leaves
   (:func:`~partrm_gym.envs.task_part.shape_task_part`). A step lifts the drag start
-  from the imagined depth (on a door or lid: onto its hinged panel where the blended depth lies behind it),
+  from the imagined depth (on a door or lid: the nearest of that, the part's front-most Gaussian under the start and
+  its hinged panel),
   finds the part under it and solves the joint value whose motion carries
   that point closest to the drag end (the twin's rule on the true geometry), clamped to the limits;
   that part's Gaussians move rigidly, nothing else changes. No network call per step, and appearance

@@ -251,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["all", *(part.name for part in PARTS)])
     p.add_argument("--model", default=None,
                    help="envs, rollout, actions: world-model checkpoint folder (default: the bundled model)")
-    p.add_argument("--out", default=None, help="also write the table to this Markdown file")
+    p.add_argument("--out", default=None, help="also write the table to this Markdown file (a new file, or a "
+                   "report a bench wrote before: any other file is refused, never replaced)")
     p.add_argument("--repeats", type=positive_int, default=10)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--resolution", type=positive_int, default=64, help="gt-splatter: image and splatter resolution")
