@@ -180,8 +180,11 @@ class ArticulatedState:
         """The part label (or STATIC) of the surface seen at pixel ``uv`` with rendered ``depth``: among the visible
         Gaussians whose centres project within ``radius_px`` of the pixel, the one nearest that depth.
         None when no Gaussian projects there. ``current`` is :meth:`gaussians` (the caller has it rendered)."""
-        g = current
-        near, z = _gaussians_under_pixel(g, camera, uv, radius_px)
+        near, z = _gaussians_under_pixel(current, camera, uv, radius_px)
+        return self._part_under(current, near, z, depth)
+
+    def _part_under(self, g: Gaussians, near: torch.Tensor, z: torch.Tensor, depth: float) -> int | None:
+        """:meth:`part_at_pixel`'s choice among the Gaussians ``near`` the pixel, whose camera depths are ``z``."""
         gap = torch.where(near, (z - depth).abs(), torch.full_like(z, torch.inf))
         i = int(gap.argmin())  # one number comes back to the host, no per-Gaussian copy
         if not bool(near[i]):
@@ -214,12 +217,12 @@ class ArticulatedState:
                     uv, z = centres[k], float(depth[rows[k], cols[k]])
         if not np.isfinite(z):
             return None
-        part = self.part_at_pixel(current, camera, uv, z)
+        near, depths = _gaussians_under_pixel(current, camera, uv, GRASP_RADIUS_PX)
+        part = self._part_under(current, near, depths, z)
         if part is None or part == STATIC:
             return None
         if LIFT_REVOLUTE_GRASP and self.joints[part].type == "revolute":
             mask = self.part_mask(part) & (current.opacities[0] > MIN_VISIBLE_OPACITY)
-            near, depths = _gaussians_under_pixel(current, camera, uv, GRASP_RADIUS_PX)
             front = depths[near & self.part_mask(part)]
             if len(front):
                 z = min(z, float(front.min()))
