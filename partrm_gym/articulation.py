@@ -223,7 +223,7 @@ class ArticulatedState:
             return None
         if LIFT_REVOLUTE_GRASP and self.joints[part].type == "revolute":
             mask = self.part_mask(part) & (current.opacities[0] > MIN_VISIBLE_OPACITY)
-            front = depths[near & self.part_mask(part)]
+            front = depths[near & mask]
             if len(front):
                 z = min(z, float(front.min()))
             z = min(z, panel_depth(current.means[0][mask], current.opacities[0][mask], self.joints[part], camera, uv))
