@@ -16,7 +16,7 @@ import torch
 
 from partrm_gym.articulation import MIN_VISIBLE_OPACITY, STATIC, ArticulatedState
 from partrm_gym.cameras import Camera
-from partrm_gym.rendering import render_images, render_part_labels
+from partrm_gym.rendering import CameraImages, render_images, render_part_labels
 
 CHANGE_THRESHOLD = 20  # uint8 levels (max over RGB) from which a pixel counts as changed between two views
 
@@ -35,14 +35,15 @@ def grow_mask(mask: np.ndarray, px_at_64: int, width: int) -> np.ndarray:
 
 def find_task_part(state: ArticulatedState, camera: Camera, image: np.ndarray, goal_image: np.ndarray,
                    start_value: float, goal_value: float, limits: tuple[float, float],
-                   rule: str = "change") -> int | None:
+                   rule: str = "change", current_view: CameraImages | None = None) -> int | None:
     """The part of ``state`` that is the task joint: the part whose motion from ``start_value`` to ``goal_value``
     changes, in ``camera``, the pixels that change from ``image`` to ``goal_image`` (both (H, W, 3) uint8 views of
     the current and the goal state): the best intersection-over-union of the two change masks, ties broken by the
     moved render's distance to ``goal_image`` (``rule="change"``); or, with ``rule="goal_image"``, the part whose
     moved render is nearest ``goal_image`` (mean absolute difference). That part's joint takes the task's
     ``limits`` and ``start_value`` as its start and current value (``state`` is changed in place). None when the
-    state has no part.
+    state has no part. ``current_view``: ``render_images(state.gaussians(), [camera])`` if the caller has it
+    already (it is rendered here otherwise).
 
     The world-model env calls it at reset with ``"change"`` (the camera's views of the initial and goal states):
     comparing *changes* makes the rule indifferent to how the reconstruction's colours and blur differ from the
@@ -63,7 +64,7 @@ def find_task_part(state: ArticulatedState, camera: Camera, image: np.ndarray, g
         return None
     best = 0  # a single part needs no scoring (the common case: two renders saved per reset)
     if len(state.joints) > 1:
-        scores = _part_scores(state, camera, image, goal_image, goal_value - start_value, rule)
+        scores = _part_scores(state, camera, image, goal_image, goal_value - start_value, rule, current_view)
         best = min(range(len(scores)), key=scores.__getitem__)
     joint = state.joints[best]
     joint.lower, joint.upper = limits
@@ -72,13 +73,13 @@ def find_task_part(state: ArticulatedState, camera: Camera, image: np.ndarray, g
 
 
 def _part_scores(state: ArticulatedState, camera: Camera, image: np.ndarray, goal_image: np.ndarray, delta: float,
-                 rule: str) -> list[tuple[float, float]]:
+                 rule: str, current_view: CameraImages | None) -> list[tuple[float, float]]:
     """:func:`find_task_part`'s score per part of ``state``, smaller is better: (−IoU of the change its motion by
     ``delta`` makes with the change from ``image`` to ``goal_image`` (0 unless ``rule="change"``), mean absolute
     difference of the moved render to ``goal_image``)."""
     if rule == "change":
         wanted = changed_pixels(image, goal_image)
-        unmoved = render_images(state.gaussians(), [camera])[0][0]
+        unmoved = (current_view or render_images(state.gaussians(), [camera])).rgb[0]
     scores = []
     for k in range(len(state.joints)):
         trial = state.copy()
@@ -134,13 +135,13 @@ TASK_BORDER_DEPTH = 0.05  # world units: a Gaussian is on the surface drawn at i
 
 
 def claim_task_border(state: ArticulatedState, part: int | None, camera: Camera, image: np.ndarray,
-                      goal_image: np.ndarray, goal_value: float) -> int:
+                      goal_image: np.ndarray, goal_value: float, current_view: CameraImages | None = None) -> int:
     """Give the task ``part`` the static-body Gaussians drawn, in ``camera``, on its border in the pixels it leaves;
     returns how many changed label. A pixel counts as left by the part when it changes from ``image`` to
     ``goal_image`` (the camera's (H, W, 3) uint8 views of the initial and goal states), lies within
     ``TASK_BORDER_PX`` of the imagined part's pixels, and neither the imagined part at its start nor at
     ``goal_value`` draws it; a body Gaussian is claimed when its centre projects into such a pixel within
-    ``TASK_BORDER_DEPTH`` of the depth drawn there.
+    ``TASK_BORDER_DEPTH`` of the depth drawn there. ``current_view`` as in :func:`find_task_part`.
 
     Why: the reconstruction blurs a part's border into the body, so the surface drawn there is often body
     Gaussians (at reset only 64% of the pixels showing the true task part showed the imagined one; labelling the
@@ -159,7 +160,7 @@ def claim_task_border(state: ArticulatedState, part: int | None, camera: Camera,
     body = torch.nonzero((state.labels == STATIC) & (current.opacities[0] > MIN_VISIBLE_OPACITY)).flatten()
     if not left.any() or len(body) == 0:
         return 0
-    depth = render_images(current, [camera]).depth[0]
+    depth = (current_view or render_images(current, [camera])).depth[0]
     uv, z = camera.project(current.means[0][body].detach().cpu().numpy().astype(np.float64))
     rows, cols = camera.pixel_index(np.nan_to_num(uv))
     claimed = left[rows, cols] & (np.abs(z - depth[rows, cols]) <= TASK_BORDER_DEPTH)
@@ -171,9 +172,10 @@ def claim_task_border(state: ArticulatedState, part: int | None, camera: Camera,
 
 
 def shape_task_part(state: ArticulatedState, part: int | None, camera: Camera, image: np.ndarray,
-                    goal_image: np.ndarray, goal_value: float) -> None:
+                    goal_image: np.ndarray, goal_value: float, current_view: CameraImages | None = None) -> None:
     """Fit the task ``part`` to what the camera sees it change: :func:`carve_task_part`, then
     :func:`claim_task_border` (the same arguments). Call it after :func:`find_task_part` and before rendering the
-    goal; the world-model env and the planner both do, so the planner imagines the env's task part."""
+    goal; the world-model env and the planner both do, so the planner imagines the env's task part. Neither step
+    moves a Gaussian, so ``current_view`` (as in :func:`find_task_part`) stays the render of ``state``."""
     carve_task_part(state, part, camera, image, goal_image, goal_value)
-    claim_task_border(state, part, camera, image, goal_image, goal_value)
+    claim_task_border(state, part, camera, image, goal_image, goal_value, current_view)

@@ -214,17 +214,22 @@ class PartRMEnv(ArticulatedTaskEnv):
         if self.transition == "articulated":
             self.state = prediction[0]  # this env's own: the fit replaces its reconstruction in place
             self.state.base = fit_to_view(self.state.base, [self.camera], request.sim_image[None], self.view_fit)
+            self.gaussians = self.state.gaussians()
+            # one render of the reconstruction serves finding and shaping the task part (they change part labels,
+            # never a Gaussian) and is the first observation
+            view = render_images(self.gaussians, [self.camera])
             self.task_part = find_task_part(self.state, self.camera, request.sim_image, request.sim_goal_image,
-                                            self._start_value, self._goal_value, self._limits)
+                                            self._start_value, self._goal_value, self._limits, current_view=view)
             shape_task_part(self.state, self.task_part, self.camera, request.sim_image, request.sim_goal_image,
-                            self._goal_value)
+                            self._goal_value, current_view=view)
             self._goal_image = self._goal_of_state(request.sim_goal_image)
+            self._image, self._depth = view.rgb[0], view.depth[0]
         else:
             initial, goal = prediction
             self.gaussians = initial
             self._goal_image = render_images(goal, [self.camera])[0][0]
             self._views = request.views[:1]  # the first step uses the simulator's input views
-        self._render_current()
+            self._render_current()
         self.task = task
         self._initial_distance = self._distance = image_distance(self._image, self._goal_image)
         self._steps = 0

@@ -137,9 +137,10 @@ class ImaginationPlanner:
         goal_value = lower + task["goal_fraction"] * (upper - lower)
         part = find_task_part(state, camera, image, goal, task["joint_value"], goal_value, (lower, upper),
                               rule="goal_image")
-        shape_task_part(state, part, camera, image, goal, goal_value)  # fitted to the change, as the env does
         current = state.gaussians()
-        depth = render_images(current, [camera]).depth[0]
+        view = render_images(current, [camera])
+        shape_task_part(state, part, camera, image, goal, goal_value, view)  # fitted to the change, as the env does
+        depth = view.depth[0]
         now = abs(task["joint_fraction"] - task["goal_fraction"])
         grasps: dict[tuple[float, float], tuple[int, np.ndarray] | None] = {}  # by start pixel: with the start
         # kept (vary_start False) every candidate of the step shares one, so it is lifted once

@@ -94,6 +94,36 @@ def test_articulated_goal_image_is_the_imagined_state_at_the_goal_value():
     assert not np.array_equal(obs["image"], obs["goal"])  # the task asks for a visible motion
 
 
+def test_articulated_reset_renders_the_reconstruction_in_its_camera_once(monkeypatch):
+    """Finding the task part, its border claim and the first observation share one render of the unmoved state
+    (they change part labels only), so a reset pays for it once; the observation is still that render."""
+    import partrm_gym.envs.task_part as task_part_module
+    import partrm_gym.envs.world_model_env as env_module
+
+    torch.manual_seed(0)
+    env = PartRMEnv(world_model=WorldModel(PartRM(MINI_ART), MINI_ART), category="drawer", resolution=32)
+    request = env.prepare_reset(seed=3)
+    (initial,) = env.predict_resets([request])[0]
+    base = initial.base
+    x = base.means[0, :, 0]
+    labels = torch.where(x > x.median(), 0, 1)  # two parts, so finding the task part compares their motions
+    labels[base.opacities[0] < 0.05] = STATIC
+    state = ArticulatedState(base, labels, [PartJoint("prismatic", np.array([1.0, 0.0, 0.0]), np.zeros(3), -0.5, 0.5,
+                                                      0.0) for _ in range(2)])
+    unmoved_renders = []
+
+    def counting(gaussians, cameras, *args, **kwargs):
+        if gaussians is base:
+            unmoved_renders.append(cameras)
+        return render_images(gaussians, cameras, *args, **kwargs)
+
+    monkeypatch.setattr(env_module, "render_images", counting)
+    monkeypatch.setattr(task_part_module, "render_images", counting)
+    obs, _ = env.finish_reset(request, (state,))
+    assert len(unmoved_renders) == 1
+    np.testing.assert_array_equal(obs["image"], render_images(env.state.gaussians(), [env.camera])[0][0])
+
+
 def test_task_part_is_the_part_whose_motion_makes_the_cameras_change():
     """The rule compares what changes, so views whose colours differ from the reconstruction's (here the camera's are
     darker and bluer) still pick the part that moved, whichever it is; the chosen part takes the task's terms."""
