@@ -79,7 +79,8 @@ def _part_scores(state: ArticulatedState, camera: Camera, image: np.ndarray, goa
     difference of the moved render to ``goal_image``)."""
     if rule == "change":
         wanted = changed_pixels(image, goal_image)
-        unmoved = (current_view or render_images(state.gaussians(), [camera])).rgb[0]
+        view = current_view if current_view is not None else render_images(state.gaussians(), [camera])
+        unmoved = view.rgb[0]
     scores = []
     for k in range(len(state.joints)):
         trial = state.copy()
@@ -160,7 +161,7 @@ def claim_task_border(state: ArticulatedState, part: int | None, camera: Camera,
     body = torch.nonzero((state.labels == STATIC) & (current.opacities[0] > MIN_VISIBLE_OPACITY)).flatten()
     if not left.any() or len(body) == 0:
         return 0
-    depth = (current_view or render_images(current, [camera])).depth[0]
+    depth = (current_view if current_view is not None else render_images(current, [camera])).depth[0]
     uv, z = camera.project(current.means[0][body].detach().cpu().numpy().astype(np.float64))
     rows, cols = camera.pixel_index(np.nan_to_num(uv))
     claimed = left[rows, cols] & (np.abs(z - depth[rows, cols]) <= TASK_BORDER_DEPTH)

@@ -63,7 +63,7 @@ from partrm_gym.model.drag_propagation import drags_for_model, starts_on_surface
 from partrm_gym.model.segmenters import ClassicalSegmenter, SamSegmenter, Segmenter
 from partrm_gym.model.world_model import WorldModel
 from partrm_gym.photometric_fit import ViewFit, fit_to_view
-from partrm_gym.rendering import render_images, render_part_labels
+from partrm_gym.rendering import CameraImages, render_images, render_part_labels
 
 TRANSITIONS = ("articulated", "regenerate")
 
@@ -214,16 +214,14 @@ class PartRMEnv(ArticulatedTaskEnv):
         if self.transition == "articulated":
             self.state = prediction[0]  # this env's own: the fit replaces its reconstruction in place
             self.state.base = fit_to_view(self.state.base, [self.camera], request.sim_image[None], self.view_fit)
-            self.gaussians = self.state.gaussians()
-            # one render of the reconstruction serves finding and shaping the task part (they change part labels,
-            # never a Gaussian) and is the first observation
-            view = render_images(self.gaussians, [self.camera])
+            # the first observation's render also serves finding and shaping the task part: they change part
+            # labels, never a Gaussian, so it stays the render of the state
+            view = self._render_current()
             self.task_part = find_task_part(self.state, self.camera, request.sim_image, request.sim_goal_image,
                                             self._start_value, self._goal_value, self._limits, current_view=view)
             shape_task_part(self.state, self.task_part, self.camera, request.sim_image, request.sim_goal_image,
                             self._goal_value, current_view=view)
             self._goal_image = self._goal_of_state(request.sim_goal_image)
-            self._image, self._depth = view.rgb[0], view.depth[0]
         else:
             initial, goal = prediction
             self.gaussians = initial
@@ -326,11 +324,13 @@ class PartRMEnv(ArticulatedTaskEnv):
         save_ply(path, self.gaussians[0:1])
         return Path(path)
 
-    def _render_current(self) -> None:
+    def _render_current(self) -> CameraImages:
+        """Render the current state in the camera as the observation (image and depth); returns the render."""
         if self.state is not None:
             self.gaussians = self.state.gaussians()
-        rgb, depth = render_images(self.gaussians, [self.camera])
-        self._image, self._depth = rgb[0], depth[0]
+        view = render_images(self.gaussians, [self.camera])
+        self._image, self._depth = view.rgb[0], view.depth[0]
+        return view
 
     def _goal_of_state(self, camera_goal: np.ndarray) -> np.ndarray:
         """The goal observation of the articulated transition: the imagined state with the task part at its goal
