@@ -86,7 +86,7 @@ def _part_scores(state: ArticulatedState, camera: Camera, image: np.ndarray, goa
         trial = state.copy()
         trial.joints[k].lower, trial.joints[k].upper = -np.inf, np.inf
         trial.joints[k].value = trial.joints[k].start + delta
-        moved = render_images(trial.gaussians(), [camera])[0][0]
+        moved = render_images(trial.gaussians(), [camera]).rgb[0]
         iou = 0.0
         if rule == "change":
             change = changed_pixels(moved, unmoved)

@@ -225,7 +225,7 @@ class PartRMEnv(ArticulatedTaskEnv):
         else:
             initial, goal = prediction
             self.gaussians = initial
-            self._goal_image = render_images(goal, [self.camera])[0][0]
+            self._goal_image = render_images(goal, [self.camera]).rgb[0]
             self._views = request.views[:1]  # the first step uses the simulator's input views
             self._render_current()
         self.task = task
@@ -342,7 +342,7 @@ class PartRMEnv(ArticulatedTaskEnv):
             return camera_goal
         goal_state = self.state.copy()
         goal_state.set_value(self.task_part, self._goal_value)
-        return render_images(goal_state.gaussians(), [self.camera])[0][0]
+        return render_images(goal_state.gaussians(), [self.camera]).rgb[0]
 
     def _move_grasped_part(self, drag: np.ndarray) -> bool:
         """Articulated step: the part under the drag start follows the drag end. False (a miss, as in the twin)

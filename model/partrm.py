@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from partrm_gym.articulation import ARTICULATION_CHANNELS, AXIS, CENTRE, MOVABLE, PIVOT, REVOLUTE
 from partrm_gym.cameras import RigConfig, canonical_rig
 from partrm_gym.gaussians import SPLATTER_CHANNELS
 from partrm_gym.model.config import ModelConfig
@@ -22,10 +23,6 @@ from partrm_gym.model.unet import AsymmetricUNet
 
 IN_CHANNELS = 9  # RGB + Plücker (6)
 RAW_CHANNELS = 1 + 3 + 1 + 3 + 4 + 3  # depth, offset, opacity, scale, rotation, RGB
-# Articulation channels (activated): movable probability, revolute probability, axis (3, unit),
-# pivot offset (3: from the Gaussian to the nearest point of its joint axis), centre offset (3: to its part's centre)
-ARTICULATION_CHANNELS = 1 + 1 + 3 + 3 + 3
-MOVABLE, REVOLUTE, AXIS, PIVOT, CENTRE = slice(0, 1), slice(1, 2), slice(2, 5), slice(5, 8), slice(8, 11)
 
 
 class ArticulationHead(nn.Module):

@@ -51,6 +51,12 @@ VOTE_DEPTH = 0.03
 LIFT_REVOLUTE_GRASP = True
 MIN_VISIBLE_OPACITY = 0.05  # fainter Gaussians cannot be seen, so they can neither be grasped nor be parts
 FLOATER_DISTANCE = 0.05  # world units: a Gaussian farther than this from every true surface point is a floater
+# The articulation head's channels per splatter pixel (activated), the contract between the network that predicts
+# them (partrm_gym.model.partrm) and state_from_prediction that reads them: movable probability, revolute
+# probability, axis (3, unit), pivot offset (3: from the Gaussian to the nearest point of its joint axis), centre
+# offset (3: to its part's centre).
+ARTICULATION_CHANNELS = 1 + 1 + 3 + 3 + 3
+MOVABLE, REVOLUTE, AXIS, PIVOT, CENTRE = slice(0, 1), slice(1, 2), slice(2, 5), slice(5, 8), slice(8, 11)
 
 
 @dataclass
@@ -469,8 +475,6 @@ def state_from_prediction(splatter: torch.Tensor, articulation: torch.Tensor,
     surfaces whose part-centre votes agree (:func:`group_parts`), and each part's joint comes from its members'
     votes. Limits are the defaults
     relative to the start (0), until the task states them (:meth:`PartJoint` fields can be set)."""
-    from partrm_gym.model.partrm import AXIS, CENTRE, MOVABLE, PIVOT, REVOLUTE
-
     grouping = grouping or GroupingConfig()
     if splatter.shape[0] != 1 or articulation.shape[0] != 1:
         raise ValueError("state_from_prediction takes one scene (B = 1)")

@@ -131,7 +131,8 @@ def test_state_moves_each_part_from_its_start_and_clamps():
 
 
 def test_articulated_network_outputs_have_the_documented_layout():
-    from partrm_gym.model.partrm import AXIS, MOVABLE, PartRM
+    from partrm_gym.articulation import AXIS, MOVABLE
+    from partrm_gym.model.partrm import PartRM
 
     cfg = replace(MINI, articulation_head=True)
     net = PartRM(cfg).eval()

@@ -34,8 +34,8 @@ def test_oracle_moves_the_reconstruction_with_the_simulator():
         scene.set_joint_states(q)
         truth = scene.render(camera).rgb
         oracle.set_value(k, float(q[k]))
-        static = _psnr(render_images(base, [camera])[0][0], truth)
-        after = _psnr(render_images(oracle.gaussians(), [camera])[0][0], truth)
+        static = _psnr(render_images(base, [camera]).rgb[0], truth)
+        after = _psnr(render_images(oracle.gaussians(), [camera]).rgb[0], truth)
         assert after > static + 3.0, (static, after)
 
 

@@ -51,7 +51,7 @@ def test_demo_without_an_articulation_head_skips_the_rollout_with_a_note(tmp_pat
 
 
 def test_demo_and_preview_on_a_real_object(tmp_path, partnet_root):
-    from partrm_gym.preview import sim_preview
+    from partrm_gym.app.preview import sim_preview
 
     folder = partnet_root / "StorageFurniture" / "45261"  # five drawers
     torch.manual_seed(0)

@@ -90,7 +90,7 @@ def test_articulated_goal_image_is_the_imagined_state_at_the_goal_value():
     lower, upper = info["joint_limits"]
     solved = env.state.copy()
     solved.set_value(0, lower + info["goal_fraction"] * (upper - lower))
-    np.testing.assert_array_equal(obs["goal"], render_images(solved.gaussians(), [env.camera])[0][0])
+    np.testing.assert_array_equal(obs["goal"], render_images(solved.gaussians(), [env.camera]).rgb[0])
     assert not np.array_equal(obs["image"], obs["goal"])  # the task asks for a visible motion
 
 
@@ -121,7 +121,7 @@ def test_articulated_reset_renders_the_reconstruction_in_its_camera_once(monkeyp
     monkeypatch.setattr(task_part_module, "render_images", counting)
     obs, _ = env.finish_reset(request, (state,))
     assert len(unmoved_renders) == 1
-    np.testing.assert_array_equal(obs["image"], render_images(env.state.gaussians(), [env.camera])[0][0])
+    np.testing.assert_array_equal(obs["image"], render_images(env.state.gaussians(), [env.camera]).rgb[0])
 
 
 def test_task_part_is_the_part_whose_motion_makes_the_cameras_change():
@@ -139,7 +139,7 @@ def test_task_part_is_the_part_whose_motion_makes_the_cameras_change():
     state = ArticulatedState(gaussians, labels, sideways)
 
     def camera_view(s: ArticulatedState) -> np.ndarray:  # the camera sees other colours than the reconstruction
-        rgb = render_images(s.gaussians(), [camera])[0][0].astype(np.float32)
+        rgb = render_images(s.gaussians(), [camera]).rgb[0].astype(np.float32)
         return np.clip(rgb * [0.7, 0.7, 0.9] + [0, 0, 20], 0, 255).astype(np.uint8)
 
     for moved in (0, 1):
@@ -149,7 +149,7 @@ def test_task_part_is_the_part_whose_motion_makes_the_cameras_change():
         assert find_task_part(trial, camera, camera_view(state), camera_view(goal), 0.0, 0.15, (0.0, 0.5)) == moved
         assert (trial.joints[moved].lower, trial.joints[moved].upper) == (0.0, 0.5)
         trial = state.copy()  # the planner's rule: the moved render nearest the goal view (same colours here)
-        goal_view = render_images(goal.gaussians(), [camera])[0][0]
+        goal_view = render_images(goal.gaussians(), [camera]).rgb[0]
         assert find_task_part(trial, camera, goal_view, goal_view, 0.0, 0.15, (0.0, 0.5), rule="goal_image") == moved
     empty = ArticulatedState(gaussians, torch.full_like(labels, STATIC), [])
     assert find_task_part(empty, camera, camera_view(state), camera_view(state), 0.0, 0.15, (0.0, 0.5)) is None
@@ -173,7 +173,7 @@ def test_carving_keeps_in_the_task_part_only_what_the_cameras_see_change():
     truth = ArticulatedState(gaussians, torch.where(right, 0, STATIC), [replace(up)])
     goal = truth.copy()
     goal.set_value(0, 0.1)
-    image, goal_image = (render_images(s.gaussians(), [camera])[0][0] for s in (truth, goal))
+    image, goal_image = (render_images(s.gaussians(), [camera]).rgb[0] for s in (truth, goal))
 
     merged = ArticulatedState(gaussians, torch.zeros(n, dtype=torch.long), [replace(up)])
     new = carve_task_part(merged, 0, camera, image, goal_image, goal_value=0.1)
@@ -211,7 +211,7 @@ def test_the_task_part_claims_the_body_gaussians_drawn_on_its_border_where_it_le
     truth = ArticulatedState(gaussians, torch.where(on_part, 0, STATIC), [replace(slide)])
     goal = truth.copy()
     goal.set_value(0, 0.1)
-    image, goal_image = (render_images(s.gaussians(), [camera])[0][0] for s in (truth, goal))
+    image, goal_image = (render_images(s.gaussians(), [camera]).rgb[0] for s in (truth, goal))
 
     band = on_part & (a < -0.11)
     blurred = ArticulatedState(gaussians, torch.where(on_part & ~band, 0, STATIC), [replace(slide)])

@@ -30,10 +30,9 @@ from partrm_gym.gaussians import OPACITY, XYZ
 from partrm_gym.io import atomic_write_csv, atomic_write_image, atomic_write_json, atomic_write_text
 from partrm_gym.metrics import chamfer_distance, load_lpips, lpips_available, psnr, ssim
 from partrm_gym.model.checkpoint import load_checkpoint
-from partrm_gym.plotting import save_figure, subplots
-from partrm_gym.preview import image_grid, to_uint8_image
+from partrm_gym.plotting import image_grid, save_figure, subplots, to_uint8_image
 from partrm_gym.train.dataset import PartDragDataset
-from partrm_gym.train.losses import render_views
+from partrm_gym.train.losses import render_splatter
 
 METHODS = ("static", "model", "gt_upper_bound")
 METRICS = ("psnr", "ssim", "chamfer", "lpips")
@@ -101,7 +100,7 @@ def evaluate(checkpoint: str | Path | None, data: str | Path, split: str = "test
         truth_pts = simulator_points(item["depth_dst"], dataset.view_cameras, rng) if "depth_dst" in item else None
         renders = {}
         for method, splat in preds.items():
-            rgb, _ = render_views(splat, batch["viewmats"][:, views], batch["Ks"][:, views],
+            rgb, _ = render_splatter(splat, batch["viewmats"][:, views], batch["Ks"][:, views],
                                   target.shape[-1], target.shape[-2])
             rgb = rgb.clamp(0, 1)
             renders[method] = rgb

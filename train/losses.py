@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from partrm_gym.articulation import ARTICULATION_CHANNELS, AXIS, CENTRE, MOVABLE, PIVOT, REVOLUTE
 from partrm_gym.gaussians import OPACITY, RGB, ROTATION, SCALE, SPLATTER_CHANNELS, XYZ, Gaussians
 from partrm_gym.rendering import BACKGROUND_RGB, rasterize
 
@@ -33,7 +34,7 @@ def splatter_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return per_pixel.mean() / SPLATTER_CHANNELS
 
 
-def render_views(splatter: torch.Tensor, viewmats: torch.Tensor, Ks: torch.Tensor, width: int,
+def render_splatter(splatter: torch.Tensor, viewmats: torch.Tensor, Ks: torch.Tensor, width: int,
                  height: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Render (B, V, 14, h, w) splatter images into C cameras per sample: RGB (B, C, 3, H, W), alpha (B, C, 1, H, W)."""
     out = rasterize(Gaussians.from_splatter(splatter), viewmats, Ks, width, height,
@@ -49,7 +50,7 @@ def render_loss(splatter: torch.Tensor, batch: dict[str, torch.Tensor], view_ind
     target = batch[f"{target_prefix}_rgb"][:, view_index]
     mask = batch[f"{target_prefix}_mask"][:, view_index]
     H, W = target.shape[-2:]
-    rgb, alpha = render_views(splatter, viewmats, Ks, W, H)
+    rgb, alpha = render_splatter(splatter, viewmats, Ks, W, H)
     mse = F.mse_loss(rgb, target)
     mask_loss = F.mse_loss(alpha, mask)
     loss = mse + mask_weight * mask_loss
@@ -67,12 +68,10 @@ def articulation_targets(xyz: torch.Tensor, part: torch.Tensor, joint_revolute: 
 
     xyz (V, 3, h, w) GT Gaussian centres; part (V, h, w) long: -1 background, 0 static, k + 1 joint k;
     joint_revolute (J,) bool, joint_axis (J, 3), joint_pivot (J, 3) in the normalised world frame.
-    Returns (V, 11, h, w) in the head's channel layout (``partrm_gym.model.partrm.ARTICULATION_CHANNELS``):
+    Returns (V, 11, h, w) in the head's channel layout (``partrm_gym.articulation.ARTICULATION_CHANNELS``):
     movable (1), revolute (1), axis (3), pivot offset (3: to the nearest point of the axis line), centre
     offset (3: to the mean GT centre of the pixel's part); zeros off movable parts.
     """
-    from partrm_gym.model.partrm import ARTICULATION_CHANNELS
-
     V, _, h, w = xyz.shape
     out = torch.zeros(V, ARTICULATION_CHANNELS, h, w, dtype=xyz.dtype)
     pts = xyz.permute(0, 2, 3, 1)  # (V, h, w, 3)
@@ -96,8 +95,6 @@ def articulation_loss(pred: torch.Tensor, part: torch.Tensor, target: torch.Tens
     Movable-vs-static BCE over foreground pixels; on movable pixels BCE of the joint type, 1 - cos of the
     (signed) axis and smooth-L1 of the centre offset; on revolute pixels smooth-L1 of the pivot offset.
     """
-    from partrm_gym.model.partrm import AXIS, CENTRE, MOVABLE, PIVOT, REVOLUTE
-
     fg, movable = part >= 0, part > 0
     eps = 1e-6
     zero = pred.sum() * 0.0

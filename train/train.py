@@ -33,10 +33,10 @@ from partrm_gym.metrics import psnr
 from partrm_gym.model.checkpoint import load_checkpoint, save_checkpoint
 from partrm_gym.model.config import ModelConfig
 from partrm_gym.model.partrm import PartRM
-from partrm_gym.preview import image_grid, to_uint8_image
+from partrm_gym.plotting import image_grid, to_uint8_image
 from partrm_gym.provenance import git_commit, provenance
 from partrm_gym.train.dataset import MixedPartDragDataset, PartDragDataset, training_pairs
-from partrm_gym.train.losses import articulation_loss, render_loss, render_views, splatter_loss
+from partrm_gym.train.losses import articulation_loss, render_loss, render_splatter, splatter_loss
 from partrm_gym.train.reconstructions import FrozenReconstructions
 from partrm_gym.train.train_config import TrainConfig, add_train_arguments
 from partrm_gym.train.train_state import latest_checkpoint, load_training_state, save_training_state
@@ -130,7 +130,7 @@ def validate(model: torch.nn.Module, dataset: PartDragDataset, cfg: TrainConfig,
         pred = forward(model, batch, cfg.stage)
         prefix = "source" if cfg.stage == 0 else "target"
         target = batch[f"{prefix}_rgb"]
-        rgb, _ = render_views(pred, batch["viewmats"], batch["Ks"], target.shape[-1], target.shape[-2])
+        rgb, _ = render_splatter(pred, batch["viewmats"], batch["Ks"], target.shape[-1], target.shape[-2])
         scores.append(float(psnr(rgb.clamp(0, 1), target)))
         if out_png is not None and i < 4:
             views = range(0, target.shape[1], 3)  # every third dataset view

@@ -59,7 +59,7 @@ positive_int, non_negative_int = _count(1), _count(0)
 # command runs, so `partrm-gym --help` and a typo answer without loading torch
 COMMANDS = {
     "demo": "partrm_gym.app.demo:main",
-    "sim-preview": "partrm_gym.preview:main",
+    "sim-preview": "partrm_gym.app.preview:main",
     "datagen": "partrm_gym.train.datagen:main",
     "verify": "partrm_gym.train.verify:main",
     "train": "partrm_gym.train.train:run",

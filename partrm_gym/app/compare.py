@@ -20,10 +20,9 @@ from partrm_gym.envs.world_model_env import PartRMEnv
 from partrm_gym.errors import UsageError
 from partrm_gym.io import atomic_write_csv, atomic_write_gif
 from partrm_gym.metrics import chamfer_distance, psnr, ssim
-from partrm_gym.plotting import save_figure, subplots
+from partrm_gym.plotting import image_grid, save_figure, subplots
 from partrm_gym.policies.episodes import policy_seed
 from partrm_gym.policies.scripted import make_policy
-from partrm_gym.preview import image_grid
 from partrm_gym.registration import ENV_CATEGORIES
 from partrm_gym.train.evaluate import simulator_points, visible_points
 

@@ -42,9 +42,9 @@ from partrm_gym.metrics import chamfer_distance, psnr, ssim
 from partrm_gym.model.drag_propagation import drags_for_model
 from partrm_gym.model.segmenters import ClassicalSegmenter, SimLinkSegmenter
 from partrm_gym.model.world_model import WorldModel
+from partrm_gym.plotting import image_grid, to_uint8_image
 from partrm_gym.policies.episodes import policy_seed
 from partrm_gym.policies.scripted import ScriptedPolicy
-from partrm_gym.preview import image_grid, to_uint8_image
 from partrm_gym.rendering import render_images
 from partrm_gym.scene import Scene
 from partrm_gym.train.evaluate import simulator_points, splatter_points

@@ -143,7 +143,7 @@ def run_rollouts(episodes: int, steps: int, policy: str, transition: str, model_
                     oracle = oracle_state(base, twin.scene, model.input_cameras)
                     k = twin.task.joint
                     jtype = twin.scene.joints[k].type
-                    static_image = render_images(base, [twin.camera])[0][0]
+                    static_image = render_images(base, [twin.camera]).rgb[0]
                     reset_scores = {"label_accuracy": float("nan"), "movable_accuracy": float("nan"),
                                     "task_iou": float("nan")}
                     if imagined.state is not None:
@@ -154,7 +154,7 @@ def run_rollouts(episodes: int, steps: int, policy: str, transition: str, model_
                     continue
                 for j, q in enumerate(twin.scene.get_joint_states()):
                     oracle.set_value(j, float(q))
-                oracle_image = render_images(oracle.gaussians(), [twin.camera])[0][0]
+                oracle_image = render_images(oracle.gaussians(), [twin.camera]).rgb[0]
                 twin_image = s.twin_obs["image"]
                 rows.append({"episode": i, "step": s.step, "type": jtype,
                              "true_fraction": s.twin_info["joint_fraction"],
