@@ -12,8 +12,15 @@ from typing import Any
 import numpy as np
 
 from partrm_gym.drags import solve_drag
-from partrm_gym.envs.base import ArticulatedTaskEnv
-from partrm_gym.envs.task import Task, compute_reward, drag_from_action, evaluate_joint, image_distance, sample_task
+from partrm_gym.envs.base import ArticulatedTaskEnv, Episode
+from partrm_gym.envs.task import (
+    JointReadout,
+    Task,
+    drag_from_action,
+    evaluate_joint,
+    image_distance,
+    sample_task,
+)
 from partrm_gym.scene import Scene
 
 
@@ -68,38 +75,40 @@ class PartRMSimEnv(ArticulatedTaskEnv):
             self.scene.close()
         self.task, self.scene = sample_task(self.cfg, self.np_random)
         self.scene.set_joint_states(self.task.goal)
-        self._goal_image = self.scene.render(self.camera).rgb
+        goal_image = self.scene.render(self.camera).rgb
         self.scene.set_joint_states(self.task.initial)
         self._frame = self.scene.render(self.camera)
-        self._distance = image_distance(self._frame.rgb, self._goal_image)
-        self._steps = 0
-        info = self._info(missed=False)
-        self._initial_error = self._error = info["joint_error"]
-        return self._obs(), info
+        evaluation = self.evaluate()
+        self.episode = Episode(self.task, goal_image, image_distance(self._frame.rgb, goal_image),
+                               evaluation["joint_error"])
+        return self._obs(), self._info(evaluation, missed=False)
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
-        if self.scene is None or self.task is None:
+        if self.scene is None or self.episode is None:
             raise self._lifecycle_error()
         drag = drag_from_action(self.cfg, action, self._frame.rgb)
         solution = solve_drag(self.scene, self.camera, drag, frame=self._frame)
         if solution is not None:
             self.scene.drive_joint(solution.joint_position, solution.value)
         self._frame = self.scene.render(self.camera)
-        self._distance = image_distance(self._frame.rgb, self._goal_image)
-        info = self._info(missed=solution is None)
-        reward = compute_reward(self.cfg, info["joint_error"], self._error, self._initial_error, info["is_success"])
-        self._error = info["joint_error"]
-        self._steps += 1
-        terminated = info["is_success"]
-        truncated = self._steps >= self.cfg.max_steps and not terminated
-        return self._obs(), float(reward), terminated, truncated, info
+        evaluation = self.evaluate()
+        reward, terminated, truncated = self.episode.advance(
+            self.cfg, image_distance(self._frame.rgb, self.episode.goal_image), evaluation["joint_error"],
+            evaluation["is_success"])
+        return self._obs(), reward, terminated, truncated, self._info(evaluation, missed=solution is None)
 
     def evaluate(self) -> dict[str, Any]:
         """Success and what the reward reads, from the true task joint (:func:`evaluate_joint`)."""
-        assert self.scene is not None and self.task is not None
+        return evaluate_joint(self.cfg, self.joint_readout())
+
+    def joint_readout(self) -> JointReadout:
+        """The true task joint: its value, goal value and limits (what :meth:`evaluate` scores)."""
+        if self.scene is None or self.task is None:
+            raise RuntimeError("no simulated state: call reset() first")
         k = self.task.joint
         joint = self.scene.joints[k]
-        return evaluate_joint(self.cfg, self.scene.get_joint_states()[k], self.task.goal[k], joint.lower, joint.upper)
+        return JointReadout(float(self.scene.get_joint_states()[k]), float(self.task.goal[k]), float(joint.lower),
+                            float(joint.upper))
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array" or self.scene is None:
@@ -127,12 +136,12 @@ class PartRMSimEnv(ArticulatedTaskEnv):
 
     # -- helpers --------------------------------------------------------------------------------------------
     def _obs(self) -> dict[str, np.ndarray]:
-        return {"image": self._frame.rgb.copy(), "goal": self._goal_image.copy()}
+        return {"image": self._frame.rgb.copy(), "goal": self.episode.goal_image.copy()}
 
-    def _info(self, missed: bool) -> dict[str, Any]:
+    def _info(self, evaluation: dict[str, Any], missed: bool) -> dict[str, Any]:
         assert self.scene is not None and self.task is not None
         # all joints as tuples: their number varies by object, and vector envs stack array-valued info keys
         return {"joint_state": tuple(map(float, self.scene.get_joint_states())),
-                "goal_joint_state": tuple(map(float, self.task.goal)), "joint": self.task.joint, **self.evaluate(),
-                "image_distance": self._distance, "missed": missed, "category": self.task.category,
+                "goal_joint_state": tuple(map(float, self.task.goal)), "joint": self.task.joint, **evaluation,
+                "image_distance": self.episode.distance, "missed": missed, "category": self.task.category,
                 "object_seed": self.task.seed}

@@ -20,7 +20,7 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -122,6 +122,35 @@ class Task:
     extras: dict = field(default_factory=dict)
 
 
+class TaskTerms(NamedTuple):
+    """The task joint in the twin's terms: its start and goal values and its limits. The twin states them; an
+    image-defined task infers them (``inferred``), with values relative to the start (the absolute start cannot be
+    seen) and the limits its success rule implies (:mod:`partrm_gym.envs.task_inference`)."""
+
+    start: float
+    goal: float
+    limits: tuple[float, float]
+    inferred: bool = False
+
+
+class JointReadout(NamedTuple):
+    """The task joint as an env reads it out (the twin: the simulator's; imagination: the imagined state's):
+    what success, the reward and the planner's scoring are computed from."""
+
+    value: float
+    goal_value: float
+    lower: float
+    upper: float
+
+    @property
+    def fraction(self) -> float:
+        return (self.value - self.lower) / (self.upper - self.lower)
+
+    @property
+    def goal_fraction(self) -> float:
+        return (self.goal_value - self.lower) / (self.upper - self.lower)
+
+
 def observation_camera(cfg: TaskConfig) -> Camera:
     return orbit_camera(cfg.obs_azimuth_deg, cfg.obs_elevation_deg, cfg.obs_radius, cfg.obs_fov_deg, cfg.resolution,
                         name="observation")
@@ -218,16 +247,15 @@ def action_for_drag(cfg: TaskConfig, drag: np.ndarray, image: np.ndarray) -> np.
     return np.concatenate([uv, pull]).astype(np.float32)
 
 
-def evaluate_joint(cfg: TaskConfig, value: float, goal_value: float, lower: float, upper: float) -> dict[str, Any]:
-    """Success and the quantities the reward reads, from the task joint's value (true in the twin, imagined in
-    the world-model env), its goal value and its limits: ``joint_value``, ``joint_fraction`` and
-    ``goal_fraction`` (of the range), ``joint_limits`` (lower, upper), ``joint_error`` = |fraction - goal
-    fraction|, ``is_success`` = error <= ``joint_success_tolerance``."""
-    fraction, goal = (float(value) - lower) / (upper - lower), (float(goal_value) - lower) / (upper - lower)
-    error = abs(fraction - goal)
-    return {"joint_value": float(value), "joint_fraction": fraction, "goal_fraction": goal,
-            "joint_limits": (float(lower), float(upper)), "joint_error": error,
-            "is_success": bool(error <= cfg.joint_success_tolerance)}
+def evaluate_joint(cfg: TaskConfig, readout: JointReadout) -> dict[str, Any]:
+    """Success and the quantities the reward reads, from the task joint's read-out (true in the twin, imagined in
+    the world-model env): ``joint_value``, ``joint_fraction`` and ``goal_fraction`` (of the range), ``joint_limits``
+    (lower, upper), ``joint_error`` = |fraction - goal fraction|, ``is_success`` = error <=
+    ``joint_success_tolerance``."""
+    error = abs(readout.fraction - readout.goal_fraction)
+    return {"joint_value": float(readout.value), "joint_fraction": readout.fraction,
+            "goal_fraction": readout.goal_fraction, "joint_limits": (float(readout.lower), float(readout.upper)),
+            "joint_error": error, "is_success": bool(error <= cfg.joint_success_tolerance)}
 
 
 def compute_reward(cfg: TaskConfig, error: float, previous_error: float, initial_error: float, success: bool

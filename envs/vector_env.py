@@ -74,12 +74,12 @@ class PartRMVectorEnv(gym.vector.VectorEnv):
                 req = env.prepare_step(actions[i])
                 if req is not None:
                     requests[i] = req
+        predictions = {}
         if requests:
             idx = list(requests)
             views, drags, mask = (np.concatenate([requests[i][k] for i in idx]) for k in range(3))
             gaussians = self.model.predict(views, drags, mask)
-            for j, i in enumerate(idx):
-                self.envs[i].gaussians = gaussians[j]
+            predictions = {i: gaussians[j] for j, i in enumerate(idx)}
         obs, rewards, terms, truncs, infos = [], np.zeros(self.num_envs), np.zeros(self.num_envs, bool), \
             np.zeros(self.num_envs, bool), []
         waiting = np.flatnonzero(self._needs_reset).tolist()
@@ -88,7 +88,7 @@ class PartRMVectorEnv(gym.vector.VectorEnv):
             if i in resets:
                 o, info = resets[i]
             else:
-                o, rewards[i], terms[i], truncs[i], info = env.finish_step()
+                o, rewards[i], terms[i], truncs[i], info = env.finish_step(predictions.get(i))
             obs.append(o)
             infos.append(info)
         done = terms | truncs

@@ -4,78 +4,38 @@
 goal states and takes from the simulator what cameras give — the 4 canonical input views of the
 initial state (and of the goal state in the regenerate transition), and the observation camera's
 view of both states — and, to state the task in the twin's terms, the task joint's limits and its
-initial and goal values. Everything else is predicted.
-
-Two transitions (``transition=``):
-
-* ``"articulated"`` (default): at reset the model reconstructs the Gaussians once, labels each with
-  its part and predicts each part's joint (:mod:`partrm_gym.articulation`); with ``view_fit_steps`` > 0 (off
-  by default) gradient steps then fit the reconstruction's positions, colours, opacities and sizes to the
-  camera's view of the initial state (:func:`~partrm_gym.photometric_fit.fit_to_view`), so that part borders
-  sit where the camera shows them. The task part is the
-  predicted part whose motion from the initial to the goal joint value changes the pixels that
-  change between the camera's views of the initial and the goal state, keeping only its Gaussians that
-  project into those changed pixels (the rest, often a neighbouring drawer the head merged with it,
-  becomes a part of its own), and giving it the body Gaussians drawn on its border in the pixels it leaves
-  (:func:`~partrm_gym.envs.task_part.shape_task_part`). A step lifts the drag start
-  from the imagined depth (on a door or lid: the nearest of that, the part's front-most Gaussian under the start and
-  its hinged panel),
-  finds the part under it and solves the joint value whose motion carries
-  that point closest to the drag end (the twin's rule on the true geometry), clamped to the limits;
-  that part's Gaussians move rigidly, nothing else changes. No network call per step, and appearance
-  cannot drift. Surfaces hidden at reset (the inside of a closed drawer) are not in the state: they
-  stay empty when they come into view.
-* ``"regenerate"`` (PartRM as published): every step segments the grasped part in the imagined
-  observation, propagates the drag into the 4 canonical views and predicts all Gaussians anew
-  from renders of the previous prediction. It drifts over several steps (docs/experiment.md).
+initial and goal values. Everything else is predicted, by the env's transition
+(:mod:`partrm_gym.envs.transitions`: ``"articulated"``, rigid parts along predicted joints, the default;
+``"regenerate"``, PartRM as published).
 
 Observations (``image``, ``goal``) are renders of the imagined current and goal states in the
-observation camera. In the articulated transition the goal image is the imagined state with the task
-part at its goal value, so, as in the twin, the observation equals the goal image exactly when the
-task is solved. A drag that
-grasps no movable part moves nothing (``info["missed"]``, as in the twin).
+observation camera. A drag that grasps no movable part moves nothing (``info["missed"]``, as in the twin).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from partrm_gym.articulation import ArticulatedState, GroupingConfig
-from partrm_gym.articulation import solve_joint_value as solve_imagined_joint
-from partrm_gym.drags import to_pixels
-from partrm_gym.envs.base import ArticulatedTaskEnv
-from partrm_gym.envs.task import (
-    Task,
-    compute_reward,
-    drag_from_action,
-    evaluate_joint,
-    image_distance,
-    image_success,
-    sample_task,
+from partrm_gym.envs.base import ArticulatedTaskEnv, Episode
+from partrm_gym.envs.task import JointReadout, Task, TaskTerms, drag_from_action, image_distance, sample_task
+from partrm_gym.envs.transitions import (
+    TRANSITIONS,
+    ArticulatedTransition,
+    ModelStep,
+    RegenerateTransition,
+    ResetRequest,
+    Transition,
 )
-from partrm_gym.envs.task_part import find_task_part, shape_task_part
 from partrm_gym.errors import UsageError
 from partrm_gym.gaussians import Gaussians, save_ply
-from partrm_gym.model.drag_propagation import drags_for_model, starts_on_surface
-from partrm_gym.model.segmenters import ClassicalSegmenter, SamSegmenter, Segmenter
+from partrm_gym.model.segmenters import ClassicalSegmenter, SamSegmenter
 from partrm_gym.model.world_model import WorldModel
-from partrm_gym.photometric_fit import ViewFit, fit_to_view
-from partrm_gym.rendering import CameraImages, render_images, render_part_labels
-
-TRANSITIONS = ("articulated", "regenerate")
-
-
-class ResetRequest(NamedTuple):
-    """What a reset takes from the simulator before the model reconstructs the scene."""
-
-    task: Task
-    views: np.ndarray  # (S, 4, H, W, 3) uint8: the input views of the states to reconstruct (initial[, goal])
-    sim_image: np.ndarray  # (H, W, 3) uint8: the twin's observation of the initial state
-    sim_goal_image: np.ndarray  # (H, W, 3) uint8: the camera's view of the goal state (picks the task part)
-    limits: tuple[float, float]  # the task joint's (lower, upper)
+from partrm_gym.photometric_fit import ViewFit
+from partrm_gym.rendering import render_images, render_part_labels
 
 
 class PartRMEnv(ArticulatedTaskEnv):
@@ -140,6 +100,7 @@ class PartRMEnv(ArticulatedTaskEnv):
     limits and initial and goal values (the task's terms). Nothing during steps.
     """
 
+
     def __init__(self, model_path: str | Path | None = None, device: str = "cpu", segmenter: str = "classical",
                  sam_checkpoint: str | None = None, render_mode: str | None = "rgb_array",
                  world_model: WorldModel | None = None, transition: str = "articulated",
@@ -148,24 +109,45 @@ class PartRMEnv(ArticulatedTaskEnv):
         super().__init__(render_mode, task_kwargs)
         if isinstance(view_fit_steps, bool) or not isinstance(view_fit_steps, int) or view_fit_steps < 0:
             raise UsageError(f"view_fit_steps must be an int >= 0 (0: no fit), got {view_fit_steps!r}")
-        self.view_fit = ViewFit(steps=view_fit_steps)  # articulated transition: the reset reconstruction's fit
         if segmenter not in ("classical", "sam"):
             raise UsageError(f"segmenter must be 'classical' or 'sam' (no simulator after reset), got {segmenter!r}")
         if transition not in TRANSITIONS:
             raise UsageError(f"transition={transition!r} is not valid; choose one of {list(TRANSITIONS)}")
-        self.transition = transition
-        self.grouping = grouping or GroupingConfig()  # how articulation votes become parts
         self.model = world_model or WorldModel.from_pretrained(model_path, device=device)
-        if transition == "articulated" and not self.model.has_articulation:
+        if transition == ArticulatedTransition.name and not self.model.has_articulation:
             raise UsageError("transition='articulated' needs a world model with an articulation head (its "
                              "config.yaml has articulation_head: true); give one with model_path= or use "
                              "transition='regenerate'")
-        self.segmenter: Segmenter = (SamSegmenter(sam_checkpoint, device=device) if segmenter == "sam"
-                                     else ClassicalSegmenter())
-        self.gaussians: Gaussians | None = None
-        self.state: ArticulatedState | None = None  # the articulated transition's imagined state
-        self.task_part: int | None = None  # the state's part that is the task joint (None: none was found)
-        self._missed = False
+        self.transition: Transition = (
+            ArticulatedTransition(self.model, grouping, ViewFit(steps=view_fit_steps), **self._inference_kwargs())
+            if transition == ArticulatedTransition.name else
+            RegenerateTransition(self.model, SamSegmenter(sam_checkpoint, device=device) if segmenter == "sam"
+                                 else ClassicalSegmenter()))
+
+    def _inference_kwargs(self) -> dict[str, Any]:
+        """Extra arguments of the articulated transition (an env whose tasks state no terms infers them)."""
+        return {}
+
+    @property
+    def task(self) -> Task | None:
+        """The current episode's task (None before reset)."""
+        return self.episode.task if self.episode is not None else None
+
+    # -- the imagined state, as the transition holds it -----------------------------------------------------
+    @property
+    def gaussians(self) -> Gaussians | None:
+        """The current imagined state, (1, N) Gaussians (None before reset)."""
+        return self.transition.gaussians
+
+    @property
+    def state(self) -> ArticulatedState | None:
+        """The articulated transition's imagined state: parts and joints (None in the regenerate transition)."""
+        return getattr(self.transition, "state", None)
+
+    @property
+    def task_part(self) -> int | None:
+        """The index in :attr:`state`'s joints of the task's part (None: none was found, or no parts)."""
+        return getattr(self.transition, "task_part", None)
 
     # -- gymnasium API ------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
@@ -174,127 +156,92 @@ class PartRMEnv(ArticulatedTaskEnv):
 
     # The three parts of a reset, so a vector env can batch the model call of all the envs it resets.
     def prepare_reset(self, *, seed: int | None = None, options: dict | None = None) -> ResetRequest:
-        """Sample the task and take what the episode needs from the simulator (the only simulator access
-        of the episode): the initial input views (and the goal's, for the regenerate transition, whose goal
-        image is the goal's reconstruction), the camera's view of the initial and the goal state, and the task
-        joint's terms."""
+        """Sample the task and take what the episode needs from the simulator (the only simulator access of the
+        episode): the initial input views (and the goal's, when the transition reconstructs the goal), the camera's
+        view of the initial and the goal state, and the task joint's terms."""
         self._start_reset(seed)
         task, scene = sample_task(self.cfg, self.np_random)
         with scene:
             scene.set_joint_states(task.goal)
-            sim_goal_image = scene.render(self.camera).rgb
+            goal_image = scene.render(self.camera).rgb
             views = []
-            if self.transition == "regenerate":
+            if self.transition.needs_goal_views:
                 views.append(np.stack([f.rgb for f in scene.render_views(self.model.input_cameras)]))
             scene.set_joint_states(task.initial)
             views.insert(0, np.stack([f.rgb for f in scene.render_views(self.model.input_cameras)]))
-            sim_image = scene.render(self.camera).rgb
+            image = scene.render(self.camera).rgb
             joint = scene.joints[task.joint]
-            limits = (float(joint.lower), float(joint.upper))
-        return ResetRequest(task, np.stack(views), sim_image, sim_goal_image, limits)
+            terms = TaskTerms(float(task.initial[task.joint]), float(task.goal[task.joint]),
+                              (float(joint.lower), float(joint.upper)))
+        return ResetRequest(task, np.stack(views), image, goal_image, terms, self.camera)
 
-    def predict_resets(self, requests: list[ResetRequest]) -> list[tuple]:
-        """One batched model call for the reset requests of envs that share this env's model and transition:
-        per request the reconstruction of each of its states — (initial articulated state,) or (initial, goal)
-        Gaussians (regenerate)."""
-        views = np.concatenate([r.views for r in requests])  # (S R, 4, H, W, 3), request by request
-        per_request = len(requests[0].views)
-        if self.transition == "articulated":
-            out = self.model.predict_articulated(views, self.grouping)
-        else:
-            recon = self.model.predict(views)
-            out = [recon[i:i + 1] for i in range(len(views))]
-        return [tuple(out[i * per_request:(i + 1) * per_request]) for i in range(len(requests))]
+    def predict_resets(self, requests: list[ResetRequest]) -> list[Any]:
+        """One batched model call for the reset requests of envs that share this env's model and transition."""
+        return self.transition.predict(requests)
 
-    def finish_reset(self, request: ResetRequest, prediction: tuple) -> tuple[dict, dict]:
+    def finish_reset(self, request: ResetRequest, prediction: Any) -> tuple[dict, dict]:
         """Start the episode from the reset request and its reconstruction (:meth:`predict_resets`)."""
+        self.camera = request.camera
+        inferred = self.transition.reset(request, prediction)
+        distance = image_distance(self.transition.image, self.transition.goal_image)
+        evaluation = self.transition.evaluate(self.cfg, distance, distance)
+        self.episode = Episode(request.task, self.transition.goal_image, distance,
+                               self.transition.progress_error(evaluation, distance))
         task = request.task
-        self._limits = request.limits
-        self._start_value, self._goal_value = float(task.initial[task.joint]), float(task.goal[task.joint])
-        if self.transition == "articulated":
-            self.state = prediction[0]  # this env's own: the fit replaces its reconstruction in place
-            self.state.base = fit_to_view(self.state.base, [self.camera], request.sim_image[None], self.view_fit)
-            # the first observation's render also serves finding and shaping the task part: they change part
-            # labels, never a Gaussian, so it stays the render of the state
-            view = self._render_current()
-            self.task_part = find_task_part(self.state, self.camera, request.sim_image, request.sim_goal_image,
-                                            self._start_value, self._goal_value, self._limits, current_view=view)
-            shape_task_part(self.state, self.task_part, self.camera, request.sim_image, request.sim_goal_image,
-                            self._goal_value, current_view=view)
-            self._goal_image = self._goal_of_state(request.sim_goal_image)
-        else:
-            initial, goal = prediction
-            self.gaussians = initial
-            self._goal_image = render_images(goal, [self.camera]).rgb[0]
-            self._views = request.views[:1]  # the first step uses the simulator's input views
-            self._render_current()
-        self.task = task
-        self._initial_distance = self._distance = image_distance(self._image, self._goal_image)
-        self._steps = 0
-        evaluation = self.evaluate()
-        self._initial_error = self._error = self._reward_error(evaluation)
         return self._obs(), {"category": task.category, "object_seed": task.seed, "joint": task.joint,
-                             "sim_image": request.sim_image, "image_distance": self._distance, "missed": False,
-                             **evaluation}
+                             "sim_image": request.image, "image_distance": distance, "missed": False,
+                             **inferred, **evaluation}
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
         request = self.prepare_step(action)
-        if request is not None:
-            self.gaussians = self.model.predict(*request)
-        return self.finish_step()
+        return self.finish_step(self.model.predict(*request) if request is not None else None)
 
     # The two halves of a step, so a vector env can batch the model call between them.
-    def prepare_step(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """The regenerate transition's model inputs (views (1, 4, H, W, 3), drags (1, 4, D, 4), mask (1, 4, D)),
-        or None when no network call is needed (a miss, or the articulated transition, which moves its part here)."""
-        if self.gaussians is None:
+    def prepare_step(self, action: np.ndarray) -> ModelStep | None:
+        """Apply the action's drag, or return the model call it needs (the regenerate transition: views
+        (1, 4, H, W, 3), drags (1, 4, D, 4), mask (1, 4, D)); None when no network call is needed (a miss, or the
+        articulated transition, which moves its part here)."""
+        if self.episode is None or self.transition.gaussians is None:
             raise self._lifecycle_error()
-        drag = drag_from_action(self.cfg, action, self._image)
-        if self.transition == "articulated":
-            self._missed = not self._move_grasped_part(drag)
-            return None
-        drags, mask = self._model_drags(drag)
-        self._missed = not mask.any()
-        if self._missed:
-            return None
-        views, self._views = self._views, None
-        return views, drags[None], mask[None]
+        return self.transition.prepare_step(drag_from_action(self.cfg, action, self.transition.image), self.np_random)
 
-    def finish_step(self) -> tuple[dict, float, bool, bool, dict]:
-        """Render the new imagined state (unchanged after a miss) and score it."""
-        if not self._missed:
-            self._render_current()
-        self._distance = image_distance(self._image, self._goal_image)
-        evaluation = self.evaluate()
-        error = self._reward_error(evaluation)
-        reward = compute_reward(self.cfg, error, self._error, self._initial_error, evaluation["is_success"])
-        self._error = error
-        self._steps += 1
-        success = evaluation["is_success"]
-        truncated = self._steps >= self.cfg.max_steps and not success
-        info = {"image_distance": self._distance, "missed": self._missed, "joint": self.task.joint, **evaluation}
-        return self._obs(), float(reward), success, truncated, info
+    def finish_step(self, prediction: Gaussians | None = None) -> tuple[dict, float, bool, bool, dict]:
+        """Take the model's prediction (if :meth:`prepare_step` asked for one), render the new imagined state
+        (unchanged after a miss) and score it."""
+        self.transition.finish_step(prediction)
+        distance = image_distance(self.transition.image, self.episode.goal_image)
+        evaluation = self.transition.evaluate(self.cfg, distance, self.episode.initial_distance)
+        reward, terminated, truncated = self.episode.advance(
+            self.cfg, distance, self.transition.progress_error(evaluation, distance), evaluation["is_success"])
+        info = {"image_distance": distance, "missed": self.transition.missed, "joint": self.episode.task.joint,
+                **evaluation}
+        return self._obs(), reward, terminated, truncated, info
 
     def evaluate(self) -> dict[str, Any]:
-        """Success and what the reward reads. Articulated transition: from the imagined task joint
-        (:func:`~partrm_gym.envs.task.evaluate_joint`, the twin's rule), with its ``joint_value``. Regenerate
-        transition (no joint in its state): ``is_success`` from the image distance to the goal image."""
-        if self.transition != "articulated":
-            return {"is_success": image_success(self.cfg, self._distance, self._initial_distance)}
-        value = self.state.joints[self.task_part].value if self.task_part is not None else self._start_value
-        return evaluate_joint(self.cfg, value, self._goal_value, *self._limits)
+        """Success and what the reward reads, from the transition (:meth:`Transition.evaluate`): the imagined task
+        joint (the twin's rule) in the articulated transition; the image distance to the goal image in the
+        regenerate transition, which has no joint."""
+        if self.episode is None:
+            raise RuntimeError("no imagined state: call reset() first")
+        return self.transition.evaluate(self.cfg, self.episode.distance, self.episode.initial_distance)
 
-    def _reward_error(self, evaluation: dict[str, Any]) -> float:
-        """What the dense reward's progress is measured on: the joint error, or the image distance (regenerate)."""
-        return evaluation["joint_error"] if "joint_error" in evaluation else self._distance
+    def joint_readout(self) -> JointReadout | None:
+        """The imagined task joint (value, goal value, limits), or None where the transition has no joint
+        (regenerate). The twin answers the same call with the true joint, so planners read either alike."""
+        if self.episode is None:
+            raise RuntimeError("no imagined state: call reset() first")
+        return self.transition.readout()
 
     def render(self) -> np.ndarray | None:
-        return self._image.copy() if self.render_mode == "rgb_array" and self.gaussians is not None else None
+        if self.render_mode != "rgb_array" or self.transition.gaussians is None:
+            return None
+        return self.transition.image.copy()
 
     def close(self) -> None:
-        self.gaussians, self.state, self._closed = None, None, True
+        self.transition.close()
+        self._closed = True
 
-    # -- imagined state -------------------------------------------------------------------------------------
+    # -- the imagined state from any camera -----------------------------------------------------------------
     def render_camera(self, cameras: list) -> tuple[np.ndarray, np.ndarray]:
         """The current imagined state from any cameras: uint8 RGB (C, H, W, 3) and depth (C, H, W)."""
         if self.gaussians is None:
@@ -315,7 +262,7 @@ class PartRMEnv(ArticulatedTaskEnv):
         if self.gaussians is None:
             raise RuntimeError("no imagined state: call reset() first")
         if self.state is None or self.task_part is None:
-            return np.zeros(self._image.shape[:2], bool)
+            return np.zeros(self.transition.image.shape[:2], bool)
         return self.part_labels()[0] == self.task_part
 
     def export_ply(self, path: str | Path) -> Path:
@@ -324,46 +271,5 @@ class PartRMEnv(ArticulatedTaskEnv):
         save_ply(path, self.gaussians[0:1])
         return Path(path)
 
-    def _render_current(self) -> CameraImages:
-        """Render the current state in the camera as the observation (image and depth); returns the render."""
-        if self.state is not None:
-            self.gaussians = self.state.gaussians()
-        view = render_images(self.gaussians, [self.camera])
-        self._image, self._depth = view.rgb[0], view.depth[0]
-        return view
-
-    def _goal_of_state(self, camera_goal: np.ndarray) -> np.ndarray:
-        """The goal observation of the articulated transition: the imagined state with the task part at its goal
-        value. Like the twin's goal image, it is what the observation shows exactly when the task is solved, so
-        image, reward and success agree (the goal's own reconstruction differs from the moved reset reconstruction
-        everywhere by reconstruction noise, which a policy reading pixels took for a difference to fix). Without a
-        task part, the camera's view of the goal (``camera_goal``)."""
-        if self.task_part is None:
-            return camera_goal
-        goal_state = self.state.copy()
-        goal_state.set_value(self.task_part, self._goal_value)
-        return render_images(goal_state.gaussians(), [self.camera]).rgb[0]
-
-    def _move_grasped_part(self, drag: np.ndarray) -> bool:
-        """Articulated step: the part under the drag start follows the drag end. False (a miss, as in the twin)
-        when the drag starts off the object or on its static body."""
-        grasped = self.state.grasp(self.gaussians, self._depth, self.camera, to_pixels(drag[:2], self.camera))
-        if grasped is None:
-            return False
-        part, point = grasped
-        target = to_pixels(drag[2:], self.camera)
-        self.state.set_value(part, solve_imagined_joint(self.state.joints[part], point, target, self.camera))
-        return True
-
-    def _model_drags(self, drag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Segment in the imagined observation, propagate, transfer to the 4 views; re-render those views."""
-        if not starts_on_surface(drag, self.camera, self._depth):  # a miss costs no rendering: nothing changes
-            return np.zeros((4, self.model.max_drags, 4), np.float32), np.zeros((4, self.model.max_drags), bool)
-        view_rgb, view_depth = render_images(self.gaussians, self.model.input_cameras)
-        if self._views is None:
-            self._views = view_rgb[None]
-        return drags_for_model(drag, self._image, self.camera, self._depth, self.segmenter, self.model.input_cameras,
-                               list(view_depth), self.model.max_drags, self.np_random)
-
     def _obs(self) -> dict[str, np.ndarray]:
-        return {"image": self._image.copy(), "goal": self._goal_image.copy()}
+        return {"image": self.transition.image.copy(), "goal": self.episode.goal_image.copy()}

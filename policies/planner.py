@@ -18,8 +18,9 @@ env) and reconstructs it once. Then it scores candidate drags:
   transferred and predicted, all candidates of one iteration in one batched model call, and the
   prediction's render is compared with the goal image.
 
-The current and goal fractions and the limits of the task joint come from ``env.evaluate()`` (the task
-statement and the joint read-out that both env families report in ``info``). The best-scored drag that
+The current and goal values and the limits of the task joint come from ``env.joint_readout()`` (the true
+joint in the twin, the imagined one in the world-model env; None where the env has no joint, e.g. the
+regenerate transition). The best-scored drag that
 grasps (the task part, or the object) is executed in the real (or imagined) environment.
 
 The first CEM mean is the scripted policy's drag (a cheap, observation-only guess), so the
@@ -40,7 +41,7 @@ import numpy as np
 from partrm_gym.articulation import solve_joint_value
 from partrm_gym.cameras import Camera
 from partrm_gym.drags import to_pixels
-from partrm_gym.envs.task import decode_action, image_distance
+from partrm_gym.envs.task import JointReadout, decode_action, image_distance
 from partrm_gym.envs.task_part import find_task_part, shape_task_part
 from partrm_gym.errors import UsageError
 from partrm_gym.model.drag_propagation import drags_for_model
@@ -101,9 +102,9 @@ class ImaginationPlanner:
                              f"control_mode='{self.control_mode}' (it has {base.cfg.control_mode!r})")
         camera = base.camera
         views, _ = base.render_camera(self.model.input_cameras)
-        task = base.evaluate()
-        if self.model.has_articulation and "joint_fraction" in task:
-            score = self._joint_scorer(views, obs["image"], obs["goal"], task, camera)
+        readout = base.joint_readout()
+        if self.model.has_articulation and readout is not None:
+            score = self._joint_scorer(views, obs["image"], obs["goal"], readout, camera)
         else:
             score = self._image_scorer(views, obs["goal"], camera)
         mean, std = self.prior(obs).astype(np.float64), np.full(4, self.cfg.init_std)
@@ -128,20 +129,19 @@ class ImaginationPlanner:
         self.last_scores = np.concatenate(scores_seen)
         return best_action.astype(np.float32)
 
-    def _joint_scorer(self, views: np.ndarray, image: np.ndarray, goal: np.ndarray, task: dict,
+    def _joint_scorer(self, views: np.ndarray, image: np.ndarray, goal: np.ndarray, task: JointReadout,
                       camera: Camera) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
         """Scores = |imagined task-joint fraction after the drag - goal fraction|; hit = the drag grasps the task
         part. One network call (the articulated reconstruction of the current views), none per candidate."""
         state = self.model.predict_articulated(views[None])[0]
-        lower, upper = task["joint_limits"]
-        goal_value = lower + task["goal_fraction"] * (upper - lower)
-        part = find_task_part(state, camera, image, goal, task["joint_value"], goal_value, (lower, upper),
+        lower, upper, goal_value = task.lower, task.upper, task.goal_value
+        part = find_task_part(state, camera, image, goal, task.value, goal_value, (lower, upper),
                               rule="goal_image")
         current = state.gaussians()
         view = render_images(current, [camera])
         shape_task_part(state, part, camera, image, goal, goal_value, view)  # fitted to the change, as the env does
         depth = view.depth[0]
-        now = abs(task["joint_fraction"] - task["goal_fraction"])
+        now = abs(task.fraction - task.goal_fraction)
         grasps: dict[tuple[float, float], tuple[int, np.ndarray] | None] = {}  # by start pixel: with the start
         # kept (vary_start False) every candidate of the step shares one, so it is lifted once
 
@@ -160,7 +160,7 @@ class ImaginationPlanner:
                 if grasped is None or grasped[0] != part:
                     continue
                 value = solve_joint_value(joint, grasped[1], to_pixels(drag[2:], camera), camera)
-                scores[i] = abs((value - lower) / (upper - lower) - task["goal_fraction"])
+                scores[i] = abs((value - lower) / (upper - lower) - task.goal_fraction)
                 hit[i] = True
             return scores, hit
 

@@ -12,6 +12,7 @@ from partrm_gym.app.bench.actions import anchoring_rates
 from partrm_gym.drags import drags_between_states
 from partrm_gym.envs.sim_env import PartRMSimEnv
 from partrm_gym.envs.task import (
+    JointReadout,
     TaskConfig,
     action_for_drag,
     compute_reward,
@@ -113,10 +114,11 @@ def test_random_object_drags_find_the_task_part_far_more_often_in_the_twin():
 
 def test_success_and_reward_read_the_task_joint():
     cfg = TaskConfig()
-    assert evaluate_joint(cfg, 0.55, 0.6, 0.0, 1.0)["is_success"]
-    assert not evaluate_joint(cfg, 0.45, 0.6, 0.0, 1.0)["is_success"]
-    assert evaluate_joint(cfg, 0.45, 0.6, 0.0, 1.0)["joint_error"] == pytest.approx(0.15)
-    assert evaluate_joint(cfg, 0.2, 0.5, -1.0, 1.0)["joint_fraction"] == pytest.approx(0.6)  # of the range
+    assert evaluate_joint(cfg, JointReadout(0.55, 0.6, 0.0, 1.0))["is_success"]
+    assert not evaluate_joint(cfg, JointReadout(0.45, 0.6, 0.0, 1.0))["is_success"]
+    assert evaluate_joint(cfg, JointReadout(0.45, 0.6, 0.0, 1.0))["joint_error"] == pytest.approx(0.15)
+    # a fraction of the range
+    assert evaluate_joint(cfg, JointReadout(0.2, 0.5, -1.0, 1.0))["joint_fraction"] == pytest.approx(0.6)
     # halfway to the goal: half the dense reward; reaching it: the rest plus the bonus
     assert compute_reward(cfg, 0.25, 0.5, 0.5, False) == pytest.approx(0.5)
     assert compute_reward(cfg, 0.05, 0.25, 0.5, True) == pytest.approx(0.4 + cfg.success_bonus)
@@ -140,10 +142,13 @@ def test_world_model_success_is_the_imagined_joint():
     env = _env("world model", "pixel_drag")
     _, info = env.reset(seed=2)
     value = info["joint_value"]
-    assert info["joint_fraction"] == pytest.approx((value - env._limits[0]) / (env._limits[1] - env._limits[0]))
+    lower, upper = env.joint_readout().lower, env.joint_readout().upper
+    assert (lower, upper) == info["joint_limits"]
+    assert info["joint_fraction"] == pytest.approx((value - lower) / (upper - lower))
     assert info["is_success"] == (info["joint_error"] <= env.cfg.joint_success_tolerance)
     env.close()
     regenerate = _env("world model", "pixel_drag", transition="regenerate")
     _, info = regenerate.reset(seed=2)
     assert "joint_fraction" not in info and info["is_success"] in (True, False)  # no joint: the image rule
+    assert regenerate.joint_readout() is None
     regenerate.close()

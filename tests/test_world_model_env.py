@@ -48,16 +48,16 @@ def test_articulated_rollout_moves_only_the_grasped_part_and_never_changes_appea
     x = base.means[0, :, 0]
     labels = torch.where(x > x.median(), 0, 1)
     labels[base.opacities[0] < 0.05] = STATIC
-    env.state = ArticulatedState(base, labels, [
+    env.transition.state = ArticulatedState(base, labels, [
         PartJoint("prismatic", np.array([1.0, 0.0, 0.0]), np.zeros(3), -0.3, 0.3, 0.0),
         PartJoint("revolute", np.array([0.0, 0.0, 1.0]), np.zeros(3), -1.0, 1.0, 0.0)])
-    env.task_part = 0
-    env._render_current()
+    env.transition.task_part = 0
+    env.transition.render_current()
     rng = np.random.default_rng(0)
     previous = env.gaussians
     moved_steps = 0
     for _ in range(8):
-        rows, cols = np.nonzero(np.isfinite(env._depth))
+        rows, cols = np.nonzero(np.isfinite(env.transition.depth))
         i = rng.integers(len(rows))
         start = (np.array([cols[i], rows[i]]) + 0.5) / 32 * 2 - 1
         action = np.clip(np.concatenate([start, start + rng.normal(0, 0.3, 2)]), -1, 1).astype(np.float32)
@@ -78,14 +78,14 @@ def test_articulated_goal_image_is_the_imagined_state_at_the_goal_value():
     torch.manual_seed(0)
     env = PartRMEnv(world_model=WorldModel(PartRM(MINI_ART), MINI_ART), category="drawer", resolution=32)
     request = env.prepare_reset(seed=3)
-    (initial,) = env.predict_resets([request])[0]  # the articulated reset reconstructs the initial state only
+    initial = env.predict_resets([request])[0]  # the articulated reset reconstructs the initial state only
     base = initial.base
     x = base.means[0, :, 0]
     labels = torch.where(x > x.median(), 0, STATIC)
     labels[base.opacities[0] < 0.05] = STATIC
     state = ArticulatedState(base, labels, [PartJoint("prismatic", np.array([1.0, 0.0, 0.0]), np.zeros(3), -0.5, 0.5,
                                                       0.0)])
-    obs, info = env.finish_reset(request, (state,))
+    obs, info = env.finish_reset(request, state)
     assert env.task_part == 0
     lower, upper = info["joint_limits"]
     solved = env.state.copy()
@@ -98,12 +98,12 @@ def test_articulated_reset_renders_the_reconstruction_in_its_camera_once(monkeyp
     """Finding the task part, its border claim and the first observation share one render of the unmoved state
     (they change part labels only), so a reset pays for it once; the observation is still that render."""
     import partrm_gym.envs.task_part as task_part_module
-    import partrm_gym.envs.world_model_env as env_module
+    import partrm_gym.envs.transitions as env_module
 
     torch.manual_seed(0)
     env = PartRMEnv(world_model=WorldModel(PartRM(MINI_ART), MINI_ART), category="drawer", resolution=32)
     request = env.prepare_reset(seed=3)
-    (initial,) = env.predict_resets([request])[0]
+    initial = env.predict_resets([request])[0]
     base = initial.base
     x = base.means[0, :, 0]
     labels = torch.where(x > x.median(), 0, 1)  # two parts, so finding the task part compares their motions
@@ -119,7 +119,7 @@ def test_articulated_reset_renders_the_reconstruction_in_its_camera_once(monkeyp
 
     monkeypatch.setattr(env_module, "render_images", counting)
     monkeypatch.setattr(task_part_module, "render_images", counting)
-    obs, _ = env.finish_reset(request, (state,))
+    obs, _ = env.finish_reset(request, state)
     assert len(unmoved_renders) == 1
     np.testing.assert_array_equal(obs["image"], render_images(env.state.gaussians(), [env.camera]).rgb[0])
 
