@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import yaml
 
 from partrm_gym.errors import UserError
-from partrm_gym.io import atomic_write_text
+from partrm_gym.io import atomic_write_text, path_kind
 
 T = TypeVar("T")
 
@@ -50,7 +50,7 @@ def resolve_config_path(path_or_name: str | Path) -> Path:
     try:
         return shipped_config_path(name)  # a shipped name wins over a folder of that name (data/default)
     except ConfigError:
-        what = f"config {p} is a folder, not a YAML file" if p.exists() else f"config file not found: {p}"
+        what = f"config {p} is {path_kind(p)}, not a YAML file" if p.exists() else f"config file not found: {p}"
         raise ConfigError(f"{what} (and no shipped config of that name); "
                           f"shipped configs: {', '.join(shipped_configs())}") from None
 

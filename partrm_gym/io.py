@@ -110,13 +110,36 @@ def atomic_write_gif(path: str | Path, frames: Any, frame_ms: int = 500) -> None
     atomic_write_bytes(path, iio.imwrite("<bytes>", frames, extension=".gif", duration=frame_ms, loop=0))
 
 
+def path_kind(path: str | Path) -> str:
+    """What is at ``path``, as an error message names it: "a folder", "a file", "a device", "a FIFO", "a socket",
+    "a broken link" or "nothing" (so an error says ``/dev/null is a device``, not that it is a folder)."""
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        return "a broken link" if p.is_symlink() else "nothing"
+    except OSError:
+        return "nothing"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISREG(mode):
+        return "a file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "neither a file nor a folder"
+
+
 def check_output_folder(path: str | Path, flag: str = "--out") -> Path:
     """Refuse an output folder that cannot be one, before any work is done (not after it)."""
     path = Path(path)
     for parent in (path, *path.parents):
         if parent.exists():
             if not parent.is_dir():
-                raise UsageError(f"{flag} {path}: {parent} is a file, not a folder; give a folder path")
+                raise UsageError(f"{flag} {path}: {parent} is {path_kind(parent)}, not a folder; give a folder path")
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise UsageError(f"{flag} {path}: {parent} is not writable; choose another folder")
             break
@@ -126,7 +149,8 @@ def check_output_folder(path: str | Path, flag: str = "--out") -> Path:
 def check_output_file(path: str | Path, flag: str = "--out") -> Path:
     """Refuse an output file path that is a folder or whose folder cannot be made, before any work."""
     path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"{flag} {path}: is a folder; give a file path (e.g. {path / 'bench.md'})")
+    if path.exists() and not path.is_file():
+        raise UsageError(f"{flag} {path}: is {path_kind(path)}, not a file; give a file path (e.g. "
+                         f"{path / 'bench.md' if path.is_dir() else 'outputs/bench.md'})")
     check_output_folder(path.parent, flag)
     return path

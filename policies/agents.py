@@ -27,7 +27,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from partrm_gym.config import ConfigError, load_config, save_config
+from partrm_gym.config import ConfigError, apply_overrides, load_config, save_config
 from partrm_gym.model.checkpoint import PROVENANCE, read_provenance, weights_match, write_weights_folder
 from partrm_gym.policies.agent_config import AgentConfig
 from partrm_gym.policies.agent_envs import make_vec_env, stack_observation, stacked_space
@@ -213,6 +213,16 @@ def train_agent(cfg: AgentConfig, out: str | Path, resume: bool = False, progres
         return save_agent(model, cfg, out / "final")
     finally:
         venv.close()
+
+
+def train_command(args: Any) -> int:
+    """``partrm-gym policy train [CONFIG] [--algo --env --steps --seed --out --resume]``."""
+    cfg = load_config(AgentConfig, args.config) if args.config else AgentConfig()
+    cfg = apply_overrides(cfg, algo=args.algo, env_id=args.env, total_steps=args.steps, seed=args.seed)
+    out = args.out or f"runs/policy/{cfg.algo}_{cfg.env_id}"
+    final = train_agent(cfg, out, resume=args.resume)
+    print(f"wrote {final} (policy.safetensors + agent.yaml); TensorBoard logs in {out}")
+    return 0
 
 
 def exploration_std(cfg: AgentConfig, step: int) -> float:

@@ -51,9 +51,14 @@ def test_every_subcommand_has_help(command, capsys):
     assert out.startswith("usage: partrm-gym " + " ".join(command)), out[:200]
 
 
-def test_subcommand_list_is_complete():
+def test_the_parser_is_the_command_table():
+    """One table lists every command (groups included): the parser has exactly its rows, each bound to its row."""
     names = {" ".join(c) for c in subcommands()}
-    assert {"train", "finetune-zero123pp", "datagen", "eval", "policy eval", "bench"} <= names
+    assert names == {c.name for c in cli.COMMANDS}
+    assert {"train", "finetune-zero123pp", "datagen", "eval", "policy eval", "bench rollout"} <= names
+    for command in cli.COMMANDS:
+        module, function = command.target.split(":")
+        assert callable(getattr(__import__(module, fromlist=[function]), function)), command.name
 
 
 @pytest.mark.parametrize("argv, fragments", [
@@ -122,6 +127,21 @@ def test_output_file_where_a_folder_is_needed_fails_before_any_work(tmp_path, ca
 def test_bench_out_must_be_a_file(tmp_path, capsys):
     rc, _, err = run_cli(["bench", "render", "--out", str(tmp_path)], capsys)
     assert_one_line_usage_error(rc, err, "is a folder")
+
+
+def test_errors_name_the_kind_of_path(tmp_path, capsys):
+    """A device, a FIFO, a folder or a file where another kind is needed: the error says which it is."""
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for argv, kind in ([["train", "/dev/null"], "is a device"], [["train", str(fifo)], "is a FIFO"],
+                       [["train", str(tmp_path)], "is a folder"], [["verify", "/dev/null"], "a device, not a folder"],
+                       [["verify", str(fifo)], "a FIFO, not a folder"],
+                       [["demo", "--out", "/dev/null"], "is a device, not a folder"],
+                       [["bench", "render", "--out", str(fifo)], "is a FIFO, not a file"]):
+        rc, _, err = run_cli(argv, capsys)
+        assert_one_line_usage_error(rc, err, kind)
 
 
 def test_bench_never_replaces_a_file_it_did_not_write(tmp_path, capsys):

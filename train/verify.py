@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from partrm_gym.io import path_kind
 from partrm_gym.train.data_config import DataConfig, plan_objects
 from partrm_gym.train.data_format import (
     CONFIG_FILE,
@@ -119,7 +120,7 @@ def _check_object(root: Path, entry: dict, shapes: DatasetShapes, report: _Repor
 def _verify(root: Path, progress: bool) -> tuple[_Report, dict | None, DataConfig | None]:
     report = _Report()
     if not root.is_dir():
-        report.add(f"{root}: not a folder; give the --out folder of `partrm-gym datagen`")
+        report.add(f"{root}: {path_kind(root)}, not a folder; give the --out folder of `partrm-gym datagen`")
         return report, None, None
     try:
         manifest, cfg = load_manifest(root)
@@ -171,7 +172,7 @@ def repair_commands(root: Path, report: _Report, manifest: dict | None, cfg: Dat
 def main(args: argparse.Namespace) -> int:
     root = Path(args.dataset)
     if not root.is_dir():
-        raise DatasetError(f"{root}: not a folder; give the --out folder of `partrm-gym datagen`")
+        raise DatasetError(f"{root}: {path_kind(root)}, not a folder; give the --out folder of `partrm-gym datagen`")
     report, manifest, cfg = _verify(root, progress=True)
     for line in report.problems:
         print(line)

@@ -16,7 +16,8 @@ import argparse
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from partrm_gym.errors import UserError
 from partrm_gym.io import check_output_file, check_output_folder
@@ -55,94 +56,27 @@ def _count(minimum: int):
 positive_int, non_negative_int = _count(1), _count(0)
 
 
-# command -> "module:function" taking the parsed arguments and returning the exit code; imported only when the
-# command runs, so `partrm-gym --help` and a typo answer without loading torch
-COMMANDS = {
-    "demo": "partrm_gym.app.demo:main",
-    "sim-preview": "partrm_gym.app.preview:main",
-    "datagen": "partrm_gym.train.datagen:main",
-    "verify": "partrm_gym.train.verify:main",
-    "train": "partrm_gym.train.train:run",
-    "finetune-zero123pp": "partrm_gym.train.finetune_zero123pp:run",
-    "eval": "partrm_gym.train.evaluate:main",
-    "compare": "partrm_gym.app.compare:main",
-    "bundle": "partrm_gym.train.bundle:main",
-}
-
-
-def _run_command(args: argparse.Namespace) -> int:
-    import importlib
-
-    module, function = COMMANDS[args.command].split(":")
-    return getattr(importlib.import_module(module), function)(args)
-
-
-def _policy(args: argparse.Namespace) -> int:
-    if args.action == "train":
-        from partrm_gym.config import apply_overrides, load_config
-        from partrm_gym.policies.agent_config import AgentConfig
-        from partrm_gym.policies.agents import train_agent
-
-        cfg = load_config(AgentConfig, args.config) if args.config else AgentConfig()
-        cfg = apply_overrides(cfg, algo=args.algo, env_id=args.env, total_steps=args.steps, seed=args.seed)
-        out = args.out or f"runs/policy/{cfg.algo}_{cfg.env_id}"
-        final = train_agent(cfg, out, resume=args.resume)
-        print(f"wrote {final} (policy.safetensors + agent.yaml); TensorBoard logs in {out}")
-        return 0
-    if args.action == "eval":
-        from partrm_gym.policies.evaluate import main as eval_main
-
-        return eval_main(args)
-    from partrm_gym.policies.experiment import main as experiment_main
-
-    return experiment_main(args)
-
-
-def _bench(args: argparse.Namespace) -> int:
-    import importlib
-
-    from partrm_gym.app.bench.all import PARTS
-    from partrm_gym.app.bench.report import check_report_path
-
-    if args.out:
-        check_report_path(args.out)  # before minutes of measuring, not after
-
-    if args.what == "all":
-        from partrm_gym.app.bench.all import bench_all
-
-        bench_all(args)
-        return 0
-    part = next(p for p in PARTS if p.name == args.what)
-    getattr(importlib.import_module(part.module), part.function)(args)
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("--debug", action="store_true",
-                        help=f"show the traceback of user errors too (or set {DEBUG_ENV}=1)")
-    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
-                        help=f"CPU threads of torch in this process (default: ${THREADS_ENV}, else "
-                             "$OMP_NUM_THREADS, else the cores available); give each of several "
-                             "processes running at once 1")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("demo", help="one image + one drag -> the imagined next state beside the simulated truth")
+# -- each command's arguments (argparse only: building the parser imports no torch) -------------------------
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="outputs/demo")
     p.add_argument("--model", default=None, help="checkpoint folder (default: the bundled model)")
-    p.add_argument("--category", default=None, help="object category (default: the held-out one)")
-    p.add_argument("--seed", type=non_negative_int, default=None, help="object instance (default: one no split uses)")
+    p.add_argument("--held-out", action="store_true",
+                   help="the held-out-category example (a dishwasher, a category no training split has) instead of "
+                        "the representative one (docs/metrics in the demo's metrics.md)")
+    p.add_argument("--category", default=None, help="object category (default: the representative example's)")
+    p.add_argument("--seed", type=non_negative_int, default=None,
+                   help="reset seed of the example task (default: the representative example's)")
     p.add_argument("--joint", type=non_negative_int, default=None,
-                   help="which movable joint the drag moves (default: the first door, drawer or lid)")
+                   help="which movable joint the drag moves (default: the example task's)")
     p.add_argument("--partnet", default=None, metavar="DIR", help="a real PartNet-Mobility object's folder instead "
                    "of a procedural object (the rollout then runs on that object too)")
     p.add_argument("--segmenter", default="sim", choices=["sim", "classical"],
                    help="part mask for drag propagation: simulator link mask, or OpenCV as on a real photo")
     p.add_argument("--rollout-steps", type=non_negative_int, default=None,
                    help="scripted drags of the imagined-vs-simulated rollout (default 4; 0: none)")
-    p.set_defaults(func=_run_command, out_kind="folder")
 
-    p = sub.add_parser("sim-preview", help="PNG grid of an object's canonical + evaluation views in 3 states")
+
+def _preview_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--category", default="drawer", help="category or alias (drawer, door, microwave, laptop, ...)")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--out", default="outputs/preview")
@@ -150,9 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--joint", type=non_negative_int, default=None,
                    help="which movable joint to open (default: the first door, drawer or lid)")
     p.add_argument("--partnet", default=None, metavar="DIR", help="a real PartNet-Mobility object's folder instead")
-    p.set_defaults(func=_run_command, out_kind="folder")
 
-    p = sub.add_parser("datagen", help="generate a PartDrag-4D-style dataset from the simulator (resumable)")
+
+def _datagen_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="YAML file or shipped name (data/tiny, data/default, data/paper)")
     p.add_argument("--out", required=True, help="dataset folder; re-run the same command to resume")
     p.add_argument("--shard", type=non_negative_int, default=0, help="this job's shard index (0-based)")
@@ -164,26 +98,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "any number")
     p.add_argument("--partnet", default=None, metavar="DIR",
                    help="add the real PartNet-Mobility objects under DIR (sets the config's partnet_root)")
-    p.set_defaults(func=_run_command, out_kind="folder")
 
-    p = sub.add_parser("verify", help="check a dataset and name every missing or corrupt file")
+
+def _verify_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", help="dataset folder")
-    p.set_defaults(func=_run_command)
 
+
+def _train_arguments(p: argparse.ArgumentParser) -> None:
     from partrm_gym.train.train_config import add_train_arguments
 
-    p = sub.add_parser("train", help="one training stage (see configs/train/); torchrun -m partrm_gym.train for DDP")
     add_train_arguments(p)
-    p.set_defaults(func=_run_command, out_kind="folder")
 
+
+def _finetune_arguments(p: argparse.ArgumentParser) -> None:
     from partrm_gym.train.finetune_config import add_finetune_arguments
 
-    p = sub.add_parser("finetune-zero123pp",
-                       help="fine-tune Zero123++ (local weights, GPU) to produce this project's dataset views")
     add_finetune_arguments(p)
-    p.set_defaults(func=_run_command, out_kind="folder")
 
-    p = sub.add_parser("eval", help="score a checkpoint against the static baseline and the GT upper bound")
+
+def _eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="checkpoint folder, or 'none' for the baselines only")
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
@@ -192,9 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--lpips-weights", default=None, help="local LPIPS(VGG) weights file; without it LPIPS is "
                    "reported as unavailable")
-    p.set_defaults(func=_run_command, out_kind="folder")
 
-    p = sub.add_parser("compare", help="imagined vs simulated: the same drags in PartRM-* and PartRMSim-*")
+
+def _compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", default="Drawer", choices=sorted(ENV_CATEGORIES),
                    help="which PartRM-<env>-v0 / PartRMSim-<env>-v0 pair (the registered env names)")
     p.add_argument("--policy", default="scripted", choices=["scripted", "random"])
@@ -204,51 +137,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--partnet", default=None, metavar="DIR",
                    help="real objects: a PartNet-Mobility folder (objects 1-2 levels down) or one object's folder")
     p.add_argument("--out", default="outputs/compare")
-    p.set_defaults(func=_run_command, out_kind="folder")
 
-    p = sub.add_parser("bundle", help="make trained run(s) the package's default model (model/weights/default)")
+
+def _bundle_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("stages", nargs="+", help="run folders in stage order; the last one's final/ is bundled")
     p.add_argument("--data", required=True, help="the dataset the runs trained on")
     p.add_argument("--eval", nargs="*", default=[], help="evaluation Markdown tables to ship beside the weights")
-    p.set_defaults(func=_run_command)
 
-    p = sub.add_parser("policy", help="train / evaluate manipulation policies; the headline experiment")
-    psub = p.add_subparsers(dest="action", required=True)
-    q = psub.add_parser("train", help="PPO or SAC (Stable-Baselines3) in imagination (PartRM-*) or the twin")
-    q.add_argument("config", nargs="?", help="agent YAML or shipped name (policy/ppo_imagination, policy/ppo_twin)")
-    q.add_argument("--algo", choices=["ppo", "sac"])
-    q.add_argument("--env", help="env ID, e.g. PartRM-Drawer-v0 (imagination) or PartRMSim-Drawer-v0 (twin)")
-    q.add_argument("--steps", type=positive_int, help="total env steps")
-    q.add_argument("--seed", type=non_negative_int)
-    q.add_argument("--out", help="run folder (default runs/policy/ALGO_ENV)")
-    q.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
-    q.set_defaults(func=_policy, out_kind="folder")
-    q = psub.add_parser("eval", help="success rate (95%% CI), mean return and a GIF of a policy")
-    q.add_argument("--env", default="PartRMSim-Drawer-v0")
-    q.add_argument("--policy", required=True, help="random | scripted | planner | an agent folder (…/final)")
-    q.add_argument("--episodes", type=positive_int, default=20)
-    q.add_argument("--split", default="test", choices=["train", "test"])
-    q.add_argument("--seed", type=non_negative_int, default=100_000, help="episode i uses seed + i")
-    q.add_argument("--model", default=None, help="planner: world-model checkpoint folder (default: bundled)")
-    q.add_argument("--candidates", type=positive_int, default=16, help="planner: drags per CEM iteration")
-    q.add_argument("--iterations", type=positive_int, default=2, help="planner: CEM iterations per step")
-    q.add_argument("--sample-actions", action="store_true",
+
+def _policy_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", help="agent YAML or shipped name (policy/ppo_imagination, policy/ppo_twin)")
+    p.add_argument("--algo", choices=["ppo", "sac"])
+    p.add_argument("--env", help="env ID, e.g. PartRM-Drawer-v0 (imagination) or PartRMSim-Drawer-v0 (twin)")
+    p.add_argument("--steps", type=positive_int, help="total env steps")
+    p.add_argument("--seed", type=non_negative_int)
+    p.add_argument("--out", help="run folder (default runs/policy/ALGO_ENV)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+
+
+def _policy_eval_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", default="PartRMSim-Drawer-v0")
+    p.add_argument("--policy", required=True, help="random | scripted | planner | an agent folder (…/final)")
+    p.add_argument("--episodes", type=positive_int, default=20)
+    p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument("--seed", type=non_negative_int, default=100_000, help="episode i uses seed + i")
+    p.add_argument("--model", default=None, help="planner: world-model checkpoint folder (default: bundled)")
+    p.add_argument("--candidates", type=positive_int, default=16, help="planner: drags per CEM iteration")
+    p.add_argument("--iterations", type=positive_int, default=2, help="planner: CEM iterations per step")
+    p.add_argument("--sample-actions", action="store_true",
                    help="agent: sample actions from the policy (what PPO optimises) instead of its mean action")
-    q.add_argument("--video-episodes", type=non_negative_int, default=1, help="episodes recorded into the GIF")
-    q.add_argument("--partnet", default=None, metavar="DIR", help="tasks on the real PartNet-Mobility objects in DIR")
-    q.add_argument("--out", default="outputs/policy_eval")
-    q.set_defaults(func=_policy, out_kind="folder")
-    q = psub.add_parser("experiment", help="random / scripted / planner / PPO-imagination / PPO-twin in the twin")
-    q.add_argument("config", nargs="?", default="policy/headline", help="experiment YAML or shipped name")
-    q.add_argument("--episodes", type=positive_int, help="override the number of evaluation episodes")
-    q.add_argument("--model", default=None, help="world-model checkpoint folder (default: bundled)")
-    q.add_argument("--out", default="outputs/experiment")
-    q.set_defaults(func=_policy, out_kind="folder")
+    p.add_argument("--video-episodes", type=non_negative_int, default=1, help="episodes recorded into the GIF")
+    p.add_argument("--partnet", default=None, metavar="DIR", help="tasks on the real PartNet-Mobility objects in DIR")
+    p.add_argument("--out", default="outputs/policy_eval")
 
-    p = sub.add_parser("bench", help="measure speed on this machine and print a Markdown table")
-    from partrm_gym.app.bench.all import PARTS
 
-    p.add_argument("what", choices=["all", *(part.name for part in PARTS)])
+def _policy_experiment_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", default="policy/headline", help="experiment YAML or shipped name")
+    p.add_argument("--episodes", type=positive_int, help="override the number of evaluation episodes")
+    p.add_argument("--model", default=None, help="world-model checkpoint folder (default: bundled)")
+    p.add_argument("--out", default="outputs/experiment")
+
+
+def _bench_arguments(p: argparse.ArgumentParser) -> None:
+    """One argument set for every bench (``bench all`` hands it to each of them)."""
     p.add_argument("--model", default=None,
                    help="envs, rollout, actions: world-model checkpoint folder (default: the bundled model)")
     p.add_argument("--out", default=None, help="also write the table to this Markdown file (a new file, or a "
@@ -274,14 +205,113 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--view-fit-steps", type=non_negative_int, default=None,
                    help="envs, rollout: steps fitting the reset reconstruction to the camera's first view "
                         "(default: the env's, 0; 10 is the measured setting)")
-    p.set_defaults(func=_bench, out_kind="file")
+
+
+def _no_arguments(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Command:
+    """One row of the CLI: ``partrm-gym NAME …`` runs ``target`` ("module:function", imported only when the command
+    runs, so ``--help`` and a typo answer without loading torch) on the parsed arguments; it returns the exit code."""
+
+    name: str  # one word, or a group and a word ("bench envs")
+    help: str
+    target: str
+    arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
+    out: str | None = "folder"  # what --out names, checked before any work: "folder", "file", "report" or None
+
+
+# Groups of commands (the first word of a two-word name) and their help.
+GROUPS = {
+    "policy": "train / evaluate manipulation policies; the headline experiment",
+    "bench": "measure speed and fidelity on this machine and print a Markdown table",
+}
+
+BENCH = "partrm_gym.app.bench"
+# Every command of partrm-gym, in the order `--help` lists them.
+COMMANDS: tuple[Command, ...] = (
+    Command("demo", "one image + one drag -> the imagined next state beside the simulated truth",
+            "partrm_gym.app.demo:main", _demo_arguments),
+    Command("sim-preview", "PNG grid of an object's canonical + evaluation views in 3 states",
+            "partrm_gym.app.preview:main", _preview_arguments),
+    Command("datagen", "generate a PartDrag-4D-style dataset from the simulator (resumable)",
+            "partrm_gym.train.datagen:main", _datagen_arguments),
+    Command("verify", "check a dataset and name every missing or corrupt file", "partrm_gym.train.verify:main",
+            _verify_arguments, out=None),
+    Command("train", "one training stage (see configs/train/); torchrun -m partrm_gym.train for DDP",
+            "partrm_gym.train.train:run", _train_arguments),
+    Command("finetune-zero123pp", "fine-tune Zero123++ (local weights, GPU) to produce this project's dataset views",
+            "partrm_gym.train.finetune_zero123pp:run", _finetune_arguments),
+    Command("eval", "score a checkpoint against the static baseline and the GT upper bound",
+            "partrm_gym.train.evaluate:main", _eval_arguments),
+    Command("compare", "imagined vs simulated: the same drags in PartRM-* and PartRMSim-*",
+            "partrm_gym.app.compare:main", _compare_arguments),
+    Command("bundle", "make trained run(s) the package's default model (model/weights/default)",
+            "partrm_gym.train.bundle:main", _bundle_arguments, out=None),
+    Command("policy train", "PPO or SAC (Stable-Baselines3) in imagination (PartRM-*) or the twin",
+            "partrm_gym.policies.agents:train_command", _policy_train_arguments),
+    Command("policy eval", "success rate (95%% CI), mean return and a GIF of a policy",
+            "partrm_gym.policies.evaluate:main", _policy_eval_arguments),
+    Command("policy experiment", "random / scripted / planner / PPO-imagination / PPO-twin in the twin",
+            "partrm_gym.policies.experiment:main", _policy_experiment_arguments),
+    Command("bench all", "every benchmark below in one report", f"{BENCH}.all:bench_all", _bench_arguments,
+            out="report"),
+    Command("bench envs", "env reset/step speed: imagined, vector, twin", f"{BENCH}.envs:bench_envs",
+            _bench_arguments, out="report"),
+    Command("bench render", "rasterizer speed, forward and backward", f"{BENCH}.render:bench_render",
+            _bench_arguments, out="report"),
+    Command("bench sim", "PyBullet loading and rendering speed", f"{BENCH}.sim:bench_sim", _bench_arguments,
+            out="report"),
+    Command("bench pipeline", "dataset generation and training speed per stage", f"{BENCH}.pipeline:bench_pipeline",
+            _bench_arguments, out="report"),
+    Command("bench gt-splatter", "how well GT splatter images reproduce their views",
+            f"{BENCH}.gt_splatter:bench_gt_splatter", _bench_arguments, out="report"),
+    Command("bench rollout", "does imagination stay true over an episode (joint read-out, PSNR per step)",
+            f"{BENCH}.rollout:bench_rollout", _bench_arguments, out="report"),
+    Command("bench actions", "how often each control mode's drags start on the task part",
+            f"{BENCH}.actions:bench_actions", _bench_arguments, out="report"),
+)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import importlib
+
+    command: Command = args.command_row
+    if command.out == "report" and getattr(args, "out", None):
+        from partrm_gym.app.bench.report import check_report_path
+
+        check_report_path(args.out)  # before minutes of measuring, not after
+    module, function = command.target.split(":")
+    result = getattr(importlib.import_module(module), function)(args)
+    return result if isinstance(result, int) else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the traceback of user errors too (or set {DEBUG_ENV}=1)")
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                        help=f"CPU threads of torch in this process (default: ${THREADS_ENV}, else "
+                             "$OMP_NUM_THREADS, else the cores available); give each of several "
+                             "processes running at once 1")
+    sub = parser.add_subparsers(dest="command", required=True)
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for command in COMMANDS:
+        group, _, name = command.name.rpartition(" ")
+        if group and group not in groups:
+            groups[group] = sub.add_parser(group, help=GROUPS[group]).add_subparsers(dest="action", required=True)
+        p = (groups[group] if group else sub).add_parser(name, help=command.help)
+        command.arguments(p)
+        p.set_defaults(command_row=command)
     return parser
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
-    out = getattr(args, "out", None)
-    if out:
-        (check_output_file if getattr(args, "out_kind", "folder") == "file" else check_output_folder)(out)
+    out, kind = getattr(args, "out", None), args.command_row.out
+    if out and kind is not None:
+        (check_output_folder if kind == "folder" else check_output_file)(out)
 
 
 def _one_line(error: BaseException) -> str:
@@ -297,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_outputs(args)
         set_threads(args.threads)  # every command runs with a deliberate thread count (imports torch)
-        return int(args.func(args) or 0)
+        return _run(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from partrm_gym.assets.procedural import Part
 from partrm_gym.errors import UserError
+from partrm_gym.io import path_kind
 
 MOVABLE_TYPES = ("revolute", "prismatic", "continuous")
 MOVABLE_SEMANTIC_KINDS = ("hinge", "slider")  # semantics.txt joint kinds of parts that move
@@ -254,7 +255,7 @@ def load_partnet_folder(folder: str | Path) -> PartNetObject:
     """Validate a PartNet-Mobility folder and describe its movable parts."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise AssetError(f"{folder}: not a folder (expected a PartNet-Mobility object folder)")
+        raise AssetError(f"{folder}: {path_kind(folder)}, not a folder (expected a PartNet-Mobility object folder)")
     urdf = folder / "mobility.urdf"
     if not urdf.is_file():
         raise AssetError(f"{folder}: no mobility.urdf (is this a PartNet-Mobility object folder?)")

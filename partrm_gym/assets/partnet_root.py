@@ -26,6 +26,7 @@ from pathlib import Path
 
 from partrm_gym.assets.partnet import TASK_SEMANTICS, AssetError, read_semantics
 from partrm_gym.errors import UsageError
+from partrm_gym.io import path_kind
 
 URDF_NAME = "mobility.urdf"
 HELD_OUT_PARTNET_CATEGORY = "Dishwasher"  # every real dishwasher is in the test split
@@ -133,8 +134,8 @@ def find_partnet_objects(root: str | Path) -> list[PartNetEntry]:
     Raises a one-line :class:`UsageError` when ``root`` is not a folder or holds no object."""
     path = Path(root).expanduser()
     if not path.is_dir():
-        raise UsageError(f"partnet_root {str(root)!r} is not a folder; give the folder that holds your "
-                         "PartNet-Mobility objects (<id>/mobility.urdf or <Category>/<id>/mobility.urdf)")
+        raise UsageError(f"partnet_root {str(root)!r} is {path_kind(path)}, not a folder; give the folder that "
+                         "holds your PartNet-Mobility objects (<id>/mobility.urdf or <Category>/<id>/mobility.urdf)")
     if (path / URDF_NAME).is_file():  # the folder of one object: that object
         return [_entry(path)]
     entries = list(_scan(str(path.resolve())))
