@@ -27,18 +27,58 @@ from partrm_gym.model.world_model import WorldModel
 
 
 class PartRMVectorEnv(gym.vector.VectorEnv):
+    """``num_envs`` world-model environments in one process, sharing one :class:`WorldModel` so that their model
+    calls are batched (``gym.make_vec("PartRM-Drawer-v0", num_envs=8, vectorization_mode="vector_entry_point")``).
+
+    ## Action Space
+    ``Box(-1, 1, (num_envs, 4), float32)``: one action per env, read as in the single env (``control_mode``).
+
+    ## Observation Space
+    ``Dict(image=Box(0, 255, (num_envs, R, R, 3), uint8), goal=<same>)``: the single env's observations, stacked.
+
+    ## Rewards
+    Each env's own (see :class:`~partrm_gym.envs.world_model_env.PartRMEnv`), as a ``(num_envs,)`` array.
+
+    ## Starting State
+    ``reset(seed=s)`` seeds env i with ``s + i`` (or ``seed`` may be a list, one per env), so env i draws the same
+    task as a single env reset with that seed. Every reset of a step, first or automatic, reconstructs all the
+    envs that reset in one model call.
+
+    ## Episode End
+    As in the single env (terminated on success, truncated after ``max_steps``); an env that ended resets on the
+    next step (``AutoresetMode.NEXT_STEP``, Gymnasium's default) or in the same step
+    (``autoreset_mode=AutoresetMode.SAME_STEP``, with ``info["final_obs"]`` / ``info["final_info"]``, what
+    Stable-Baselines3's VecEnv needs).
+
+    ## Arguments
+    | argument | default | meaning |
+    |---|---|---|
+    | ``num_envs`` | (required) | how many envs |
+    | ``model_path`` / ``world_model`` | bundled model | one world model for all envs |
+    | ``device`` | ``"cpu"`` | the model's device |
+    | ``render_mode`` | ``"rgb_array"`` | ``render()`` returns one image per env |
+    | ``autoreset_mode`` | ``NEXT_STEP`` | ``NEXT_STEP`` or ``SAME_STEP`` |
+    | ``env_class`` | :class:`PartRMEnv` | the env to vectorise (its ``prepare_reset``/``finish_reset`` split) |
+    | the env's keywords | | e.g. ``transition``, ``category``, ``control_mode`` (the same for every env) |
+
+    ## Info
+    Gymnasium's vector layout: each key of the single env's ``info`` as an array over envs, with a ``_key`` mask
+    of the envs that reported it (``sim_image`` is left out).
+    """
+
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": ["rgb_array"]}
 
     def __init__(self, num_envs: int, model_path: str | Path | None = None, device: str = "cpu",
                  world_model: WorldModel | None = None, render_mode: str | None = "rgb_array",
-                 autoreset_mode: AutoresetMode = AutoresetMode.NEXT_STEP, **env_kwargs: Any) -> None:
+                 autoreset_mode: AutoresetMode = AutoresetMode.NEXT_STEP, env_class: type[PartRMEnv] = PartRMEnv,
+                 **env_kwargs: Any) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be positive, got {num_envs}")
         if autoreset_mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
             raise ValueError(f"autoreset_mode must be NEXT_STEP or SAME_STEP, got {autoreset_mode}")
         self.metadata = {**self.metadata, "autoreset_mode": autoreset_mode}
         self.model = world_model or WorldModel.from_pretrained(model_path, device=device)
-        self.envs = [PartRMEnv(world_model=self.model, render_mode=render_mode, **env_kwargs) for _ in range(num_envs)]
+        self.envs = [env_class(world_model=self.model, render_mode=render_mode, **env_kwargs) for _ in range(num_envs)]
         self.num_envs = num_envs
         self.render_mode = render_mode
         self.single_action_space = self.envs[0].action_space

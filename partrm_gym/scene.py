@@ -276,6 +276,8 @@ class Scene:
 
     @classmethod
     def procedural(cls, category: str, seed: int, normalize: bool = True) -> Scene:
+        """Procedural object ``seed`` of ``category`` (a name or alias of :data:`~partrm_gym.assets.CATEGORIES`):
+        the same seed always gives the same object, so tasks, datasets and tests can name objects by number."""
         return cls.from_object(generate(category, seed), normalize=normalize)
 
     @classmethod
@@ -336,6 +338,7 @@ class Scene:
 
     @property
     def client(self) -> BulletClient:
+        """This scene's own PyBullet client (every scene has one, so scenes never see each other's bodies)."""
         if self._client is None:
             raise SceneError("the scene is closed")
         return self._client
@@ -441,6 +444,8 @@ class Scene:
         return self.joints[key]
 
     def get_joint_states(self) -> np.ndarray:
+        """The value of every movable joint (radians or metres after normalisation), in the order of
+        :attr:`joints`. # [J]"""
         c = self.client
         return np.array([c.getJointState(self.body, j.index)[0] for j in self.joints])
 
@@ -492,10 +497,13 @@ class Scene:
         return np.asarray(pos), np.asarray(c.getMatrixFromQuaternion(orn)).reshape(3, 3)
 
     def to_link_frame(self, link: int, points: np.ndarray) -> np.ndarray:
+        """World points # [N, 3] in the frame of ``link`` (-1 = base) at the current joint state: the inverse of
+        :meth:`to_world`, so a point can follow its link as joints move."""
         pos, R = self.link_pose(link)
         return (np.asarray(points) - pos) @ R
 
     def to_world(self, link: int, local_points: np.ndarray) -> np.ndarray:
+        """Points # [N, 3] given in the frame of ``link`` (-1 = base) -> world points at the current joint state."""
         pos, R = self.link_pose(link)
         return np.asarray(local_points) @ R.T + pos
 
@@ -530,10 +538,13 @@ class Scene:
         return SimFrame(rgb, depth, link_seg)
 
     def render_views(self, cameras: list[Camera], supersample: int = SUPERSAMPLE) -> list[SimFrame]:
+        """:meth:`render` from each of ``cameras`` at the current joint state (e.g. the model's 4 input views)."""
         return [self.render(cam, supersample) for cam in cameras]
 
     # -- lifetime ---------------------------------------------------------------------------------------
     def close(self) -> None:
+        """Disconnect the PyBullet client and remove the temporary URDF copy; safe to call twice (``with`` and
+        garbage collection call it too)."""
         if self._client is not None:
             self._client.disconnect()
             self._client = None
@@ -543,6 +554,7 @@ class Scene:
 
     @property
     def closed(self) -> bool:
+        """True after :meth:`close`: every call that needs the simulator then raises a SceneError."""
         return self._client is None
 
     def __enter__(self) -> Scene:

@@ -103,12 +103,28 @@ def _random_drag_on_part(twin, rng: np.random.Generator) -> np.ndarray:
     return (np.concatenate([start, end]) * 2 - 1).astype(np.float32)
 
 
+RESOLUTION = 64  # of the observations: the envs' default
+
+
+def rollout_task(category: str, partnet_root: str | None = None, max_steps: int = 9) -> dict:
+    """The task keywords of the bench's envs (test split, pixel drags at :data:`RESOLUTION`): the demo runs its
+    example episode with them too, so that episode is the bench's."""
+    return {"category": category, "split": "test", "resolution": RESOLUTION, "max_steps": max_steps,
+            "control_mode": "pixel_drag", "partnet_root": partnet_root}
+
+
+def episode_task(episode: int) -> tuple[str, int]:
+    """(category, reset seed) of the bench's episode ``episode`` (procedural objects)."""
+    return CATEGORIES[episode % len(CATEGORIES)], SEED_BASE + episode
+
+
 def run_rollouts(episodes: int, steps: int, policy: str, transition: str, model_path: str | None = None,
-                 resolution: int = 64, partnet_root: str | None = None, view_fit_steps: int | None = None
-                 ) -> list[dict]:
+                 resolution: int = RESOLUTION, partnet_root: str | None = None, view_fit_steps: int | None = None,
+                 world_model=None, progress: bool = True) -> list[dict]:
     """One row per (episode, step): joint fractions, joint type and the three PSNRs. With ``partnet_root`` the
     episodes are on its real test objects (every category with a test object, ``category="any"``);
-    ``view_fit_steps`` overrides the world-model env's (None: its default)."""
+    ``view_fit_steps`` overrides the world-model env's (None: its default); ``world_model`` is used instead of
+    loading ``model_path``."""
     from tqdm import tqdm
 
     from partrm_gym.app.paired_rollout import paired_rollout
@@ -119,16 +135,15 @@ def run_rollouts(episodes: int, steps: int, policy: str, transition: str, model_
     from partrm_gym.policies.scripted import ScriptedPolicy
     from partrm_gym.rendering import render_images
 
-    model = WorldModel.from_pretrained(model_path)
-    task = {"split": "test", "resolution": resolution, "max_steps": steps + 1, "control_mode": "pixel_drag",
-            "partnet_root": partnet_root}
+    model = world_model or WorldModel.from_pretrained(model_path)
     categories = ("any",) if partnet_root else CATEGORIES
-    envs = {c: (PartRMSimEnv(category=c, **task), PartRMEnv(world_model=model, category=c, transition=transition,
-                                                          **view_fit_kwargs(view_fit_steps), **task))
+    tasks = {c: {**rollout_task(c, partnet_root, steps + 1), "resolution": resolution} for c in categories}
+    envs = {c: (PartRMSimEnv(**tasks[c]), PartRMEnv(world_model=model, transition=transition,
+                                                   **view_fit_kwargs(view_fit_steps), **tasks[c]))
             for c in categories}
     rows = []
     try:
-        for i in tqdm(range(episodes), desc=f"rollout {transition}/{policy}", unit="ep"):
+        for i in tqdm(range(episodes), desc=f"rollout {transition}/{policy}", unit="ep", disable=not progress):
             twin, imagined = envs[categories[i % len(categories)]]
             seed = SEED_BASE + i
             actor = ScriptedPolicy(policy_seed(seed)) if policy == "scripted" else None
@@ -167,6 +182,21 @@ def run_rollouts(episodes: int, steps: int, policy: str, transition: str, model_
             twin.close()
             imagined.close()
     return rows
+
+
+def step_errors(rows: list[dict], step: int) -> dict[int, float]:
+    """Episode -> |imagined - true| joint fraction after ``step`` drags."""
+    return {r["episode"]: abs(r["imagined_fraction"] - r["true_fraction"]) for r in rows if r["step"] == step}
+
+
+def median_episode(rows: list[dict], step: int) -> int:
+    """The episode whose joint read-out error after ``step`` drags is the median (the lower one of an even count;
+    ties by episode): the demo's representative example."""
+    errors = step_errors(rows, step)
+    ranked = sorted((e for e in errors if np.isfinite(errors[e])), key=lambda e: (errors[e], e))
+    if not ranked:
+        raise ValueError(f"no episode has a finite joint read-out after {step} drags")
+    return ranked[(len(ranked) - 1) // 2]
 
 
 def summarise(rows: list[dict], steps: int) -> list[dict]:
