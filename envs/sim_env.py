@@ -19,6 +19,7 @@ from partrm_gym.envs.task import (
     drag_from_action,
     evaluate_joint,
     image_distance,
+    reset_joint,
     sample_task,
 )
 from partrm_gym.scene import Scene
@@ -73,7 +74,7 @@ class PartRMSimEnv(ArticulatedTaskEnv):
         self._start_reset(seed)
         if self.scene is not None:
             self.scene.close()
-        self.task, self.scene = sample_task(self.cfg, self.np_random)
+        self.task, self.scene = sample_task(self.cfg, self.np_random, reset_joint(options))
         self.scene.set_joint_states(self.task.goal)
         goal_image = self.scene.render(self.camera).rgb
         self.scene.set_joint_states(self.task.initial)

@@ -291,10 +291,24 @@ def _sample_object(cfg: TaskConfig, rng: np.random.Generator) -> tuple[str, int,
     return category, entry.seed, scene, joints, {"partnet_folder": str(entry.folder), "partnet_id": entry.object_id}
 
 
-def sample_task(cfg: TaskConfig, rng: np.random.Generator) -> tuple[Task, Scene]:
-    """Draw an object, a part and initial/goal states; returns the task and its open scene."""
+def reset_joint(options: dict | None) -> int | None:
+    """The task joint a reset's ``options={"joint": k}`` asks for (None: drawn)."""
+    joint = (options or {}).get("joint")
+    if joint is not None and (isinstance(joint, bool) or not isinstance(joint, (int, np.integer))):
+        raise UsageError(f"options['joint'] must be a joint index (int), got {joint!r}")
+    return None if joint is None else int(joint)
+
+
+def sample_task(cfg: TaskConfig, rng: np.random.Generator, joint: int | None = None) -> tuple[Task, Scene]:
+    """Draw an object, a part and initial/goal states; returns the task and its open scene. ``joint`` (a position
+    in the object's movable joints) fixes the part instead of drawing it (the draws stay the same otherwise)."""
     category, seed, scene, task_joints, extras = _sample_object(cfg, rng)
-    joint = task_joints[int(rng.integers(len(task_joints)))]
+    drawn = task_joints[int(rng.integers(len(task_joints)))]
+    if joint is not None and not 0 <= joint < len(scene.joints):
+        scene.close()
+        raise UsageError(f"options['joint']={joint}: the object ({category} #{seed}) has {len(scene.joints)} movable "
+                         f"joint(s), 0..{len(scene.joints) - 1}")
+    joint = drawn if joint is None else joint
     fractions = rng.uniform(0.0, 1.0, len(scene.joints))
     mode = cfg.task if cfg.task != "random" else ("open" if rng.random() < 0.5 else "close")
     gap = cfg.min_goal_change

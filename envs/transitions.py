@@ -22,7 +22,7 @@ import numpy as np
 
 from partrm_gym.articulation import ArticulatedState, GroupingConfig
 from partrm_gym.articulation import solve_joint_value as solve_imagined_joint
-from partrm_gym.cameras import Camera
+from partrm_gym.cameras import Camera, canonical_rig
 from partrm_gym.drags import to_pixels
 from partrm_gym.envs.task import (
     JointReadout,
@@ -34,6 +34,7 @@ from partrm_gym.envs.task import (
 )
 from partrm_gym.envs.task_part import find_task_part, shape_task_part
 from partrm_gym.gaussians import Gaussians
+from partrm_gym.gt_splatter import splatter_from_rgbd
 from partrm_gym.model.drag_propagation import drags_for_model, starts_on_surface
 from partrm_gym.model.segmenters import Segmenter
 from partrm_gym.model.world_model import WorldModel
@@ -56,6 +57,7 @@ class ResetRequest:
     terms: TaskTerms | None  # the task joint's start, goal and limits; None: infer them from the images
     camera: Camera  # the observation camera of this episode
     view_depths: np.ndarray | None = None  # (4, H, W) float camera-z depth of the initial input views (inf: none)
+    depths: tuple[np.ndarray, np.ndarray] | None = None  # the camera's depth of ``image`` and ``goal_image`` (H, W)
 
 
 ModelStep = tuple[np.ndarray, np.ndarray, np.ndarray]  # views (1, 4, H, W, 3), drags (1, 4, D, 4), mask (1, 4, D)
@@ -148,7 +150,20 @@ class ArticulatedTransition(Transition):
         self.terms: TaskTerms | None = None  # the task joint's terms (stated, or inferred at reset)
 
     def predict(self, requests: list[ResetRequest]) -> list[ArticulatedState]:
-        return self.model.predict_articulated(np.concatenate([r.views for r in requests]), self.grouping)
+        """The articulated reconstruction of each request's initial views, at most two batched model calls: where a
+        request has its input views' depth, the geometry comes from the cameras (:func:`depth_geometry`) and the
+        model gives the part labels and joints."""
+        out: list[ArticulatedState | None] = [None] * len(requests)
+        for with_depth in (False, True):
+            idx = [i for i, r in enumerate(requests) if (r.view_depths is not None) == with_depth]
+            if not idx:
+                continue
+            views = np.concatenate([requests[i].views for i in idx])
+            geometry = ({"geometry": np.stack([depth_geometry(requests[i], self.model) for i in idx])} if with_depth
+                        else {})
+            for i, state in zip(idx, self.model.predict_articulated(views, self.grouping, **geometry)):
+                out[i] = state
+        return out
 
     def reset(self, request: ResetRequest, prediction: ArticulatedState) -> dict[str, Any]:
         self.camera = request.camera
@@ -166,7 +181,7 @@ class ArticulatedTransition(Transition):
             if self.inference is None:
                 raise ValueError("this reset states no task terms and the transition has no TaskInference")
             self.task_part, self.terms, inferred = self.inference.infer(self.state, self.camera, request.image,
-                                                                        request.goal_image, view)
+                                                                        request.goal_image, view, request.depths)
         shape_task_part(self.state, self.task_part, self.camera, request.image, request.goal_image, self.terms.goal,
                         current_view=view)
         self.goal_image = self._goal_of_state(request.goal_image)
@@ -267,3 +282,11 @@ class RegenerateTransition(Transition):
 
 TRANSITIONS: dict[str, type[Transition]] = {t.name: t for t in (ArticulatedTransition, RegenerateTransition)}
 
+
+
+def depth_geometry(request: ResetRequest, model: WorldModel) -> np.ndarray:
+    """The initial state's geometry from its input views and their depth (the GT-splatter routine,
+    :func:`~partrm_gym.gt_splatter.splatter_from_rgbd`), at the model's output size: (4, 14, h, w)."""
+    views = request.views[0]
+    cameras = canonical_rig(views.shape[1], model.rig)
+    return splatter_from_rgbd(views, request.view_depths, cameras, model.output_size)

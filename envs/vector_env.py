@@ -172,3 +172,11 @@ class PartRMVectorEnv(gym.vector.VectorEnv):
                 out[k][i] = v
                 out[f"_{k}"][i] = True
         return out
+
+
+def images_vector_env(num_envs: int, **kwargs: Any) -> PartRMVectorEnv:
+    """``gym.make_vec("PartRM-Images-v0", n, vectorization_mode="vector_entry_point", task_dir=DIR)``: image-defined
+    envs batched like the others (their resets read task folders instead of a simulator)."""
+    from partrm_gym.envs.image_env import PartRMImagesEnv
+
+    return PartRMVectorEnv(num_envs, env_class=PartRMImagesEnv, **kwargs)

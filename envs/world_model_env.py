@@ -21,7 +21,15 @@ import numpy as np
 
 from partrm_gym.articulation import ArticulatedState, GroupingConfig
 from partrm_gym.envs.base import ArticulatedTaskEnv, Episode
-from partrm_gym.envs.task import JointReadout, Task, TaskTerms, drag_from_action, image_distance, sample_task
+from partrm_gym.envs.task import (
+    JointReadout,
+    Task,
+    TaskTerms,
+    drag_from_action,
+    image_distance,
+    reset_joint,
+    sample_task,
+)
 from partrm_gym.envs.transitions import (
     TRANSITIONS,
     ArticulatedTransition,
@@ -160,7 +168,7 @@ class PartRMEnv(ArticulatedTaskEnv):
         episode): the initial input views (and the goal's, when the transition reconstructs the goal), the camera's
         view of the initial and the goal state, and the task joint's terms."""
         self._start_reset(seed)
-        task, scene = sample_task(self.cfg, self.np_random)
+        task, scene = sample_task(self.cfg, self.np_random, reset_joint(options))
         with scene:
             scene.set_joint_states(task.goal)
             goal_image = scene.render(self.camera).rgb

@@ -200,6 +200,32 @@ def fit_splatter(splatter: np.ndarray, images: np.ndarray, cameras: Sequence[Cam
     return out[0] if single else out
 
 
+def splatter_from_rgbd(images: np.ndarray, depths: np.ndarray, cameras: Sequence[Camera], size: int,
+                       fit: SplatterFit = DEFAULT_FIT) -> np.ndarray:
+    """The GT-splatter routine on camera data: a splatter image per view, back-projected from each view's depth at
+    ``size``² and fitted to the views themselves (what an RGB-D camera gives instead of a simulator).
+
+    Args:
+        images: RGB of the views.  # [V, S, S, 3] uint8
+        depths: camera-z depth of the views in world units, inf where there is none.  # [V, S, S]
+        cameras: the V cameras of ``images`` (at S²).
+        size: the splatter images' side (the model's output size: the result is pixel-aligned with its prediction).
+        fit: the colour and size fit to ``images``.
+
+    Returns:
+        splatter images  # [V, 14, size, size]
+    """
+    import cv2
+
+    small = [cam.resized(size, size) for cam in cameras]
+    splatter = []
+    for rgb, depth, cam in zip(images, depths, small):
+        rgb_small = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
+        depth_small = cv2.resize(np.asarray(depth, np.float32), (size, size), interpolation=cv2.INTER_NEAREST)
+        splatter.append(splatter_from_view(rgb_small, depth_small, np.isfinite(depth_small), cam))
+    return fit_splatter(np.stack(splatter), np.asarray(images, np.uint8), cameras, fit)
+
+
 def gt_splatter(scene: Scene, cameras: Sequence[Camera], fit: SplatterFit = DEFAULT_FIT,
                 fit_cameras: Sequence[Camera] | None = None) -> np.ndarray:
     """The current state's GT splatter image (V, 14, H, W), one view per camera, fitted to the

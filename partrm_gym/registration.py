@@ -15,6 +15,9 @@ ENV_CATEGORIES = {
 SIM_ENTRY_POINT = "partrm_gym.envs.sim_env:PartRMSimEnv"
 WORLD_MODEL_ENTRY_POINT = "partrm_gym.envs.world_model_env:PartRMEnv"
 VECTOR_ENTRY_POINT = "partrm_gym.envs.vector_env:PartRMVectorEnv"
+IMAGES_ENV_ID = "PartRM-Images-v0"  # a world-model env made from a folder of images: no simulator (docs/envs.md)
+IMAGES_ENTRY_POINT = "partrm_gym.envs.image_env:PartRMImagesEnv"
+IMAGES_VECTOR_ENTRY_POINT = "partrm_gym.envs.vector_env:images_vector_env"
 
 
 def check_env_id(env_id: str) -> None:
@@ -34,3 +37,5 @@ def register_envs() -> None:
             if env_id not in gym.registry:
                 vector = VECTOR_ENTRY_POINT if prefix == "PartRM" else None
                 gym.register(env_id, entry_point=entry, vector_entry_point=vector, kwargs={"category": category})
+    if IMAGES_ENV_ID not in gym.registry:
+        gym.register(IMAGES_ENV_ID, entry_point=IMAGES_ENTRY_POINT, vector_entry_point=IMAGES_VECTOR_ENTRY_POINT)

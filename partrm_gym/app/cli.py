@@ -139,6 +139,20 @@ def _compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="outputs/compare")
 
 
+def _export_task_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", required=True, help="the twin whose task is exported, e.g. PartRMSim-Drawer-v0")
+    p.add_argument("--seed", type=non_negative_int, required=True, help="the reset seed of the task")
+    p.add_argument("--out", required=True, help="the task folder (new or empty, or one exported before)")
+    p.add_argument("--partnet", default=None, metavar="DIR",
+                   help="a real PartNet-Mobility object's folder (or a root of them) instead of procedural objects")
+    p.add_argument("--split", default=None, choices=["train", "test"], help="the task split (default: the env's)")
+    p.add_argument("--joint", type=non_negative_int, default=None,
+                   help="the task joint (position in the object's movable joints; default: the seed's draw)")
+    p.add_argument("--model", default=None, help="the checkpoint whose input rig and size the views take "
+                   "(default: the bundled model)")
+    p.add_argument("--no-depth", action="store_true", help="write no depth images")
+
+
 def _bundle_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("stages", nargs="+", help="run folders in stage order; the last one's final/ is bundled")
     p.add_argument("--data", required=True, help="the dataset the runs trained on")
@@ -248,6 +262,8 @@ COMMANDS: tuple[Command, ...] = (
             "partrm_gym.train.evaluate:main", _eval_arguments),
     Command("compare", "imagined vs simulated: the same drags in PartRM-* and PartRMSim-*",
             "partrm_gym.app.compare:main", _compare_arguments),
+    Command("export-task", "write a twin's task as an image-defined task folder (PartRM-Images-v0; docs/envs.md)",
+            "partrm_gym.envs.task_export:main", _export_task_arguments),
     Command("bundle", "make trained run(s) the package's default model (model/weights/default)",
             "partrm_gym.train.bundle:main", _bundle_arguments, out=None),
     Command("policy train", "PPO or SAC (Stable-Baselines3) in imagination (PartRM-*) or the twin",
@@ -270,6 +286,8 @@ COMMANDS: tuple[Command, ...] = (
             f"{BENCH}.gt_splatter:bench_gt_splatter", _bench_arguments, out="report"),
     Command("bench rollout", "does imagination stay true over an episode (joint read-out, PSNR per step)",
             f"{BENCH}.rollout:bench_rollout", _bench_arguments, out="report"),
+    Command("bench images", "environments from images alone against the twin: inferred goal, agreement, speed",
+            f"{BENCH}.images:bench_images", _bench_arguments, out="report"),
     Command("bench actions", "how often each control mode's drags start on the task part",
             f"{BENCH}.actions:bench_actions", _bench_arguments, out="report"),
 )
