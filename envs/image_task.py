@@ -243,7 +243,7 @@ def _read_image(path: Path) -> np.ndarray:
     if not path.is_file():
         raise TaskFolderError(f"{path} is {path_kind(path)}, not a file")
     try:
-        return np.asarray(iio.imread(path, extension=".png"))
+        return np.asarray(iio.imread(path, plugin="pillow"))
     except Exception as e:  # imageio raises many kinds for a file that is not an image
         raise TaskFolderError(f"{path} is not a readable image ({type(e).__name__})") from None
 
