@@ -22,7 +22,7 @@ from partrm_gym.config import ConfigError, load_config, save_config
 from partrm_gym.errors import UserError
 from partrm_gym.io import atomic_write_json
 from partrm_gym.model.config import ModelConfig
-from partrm_gym.model.partrm import PartRM
+from partrm_gym.model.networks import build_network
 
 WEIGHTS, CONFIG, PROVENANCE = "model.safetensors", "config.yaml", "provenance.json"
 MISMATCHES_SHOWN = 5
@@ -83,7 +83,8 @@ def weights_match(weights: str | Path, provenance: dict[str, Any]) -> bool:
 
 
 def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu"
-                    ) -> tuple[PartRM, ModelConfig, dict[str, Any]]:
+                    ) -> tuple[torch.nn.Module, ModelConfig, dict[str, Any]]:
+    """The network (either layout, :func:`build_network`), its config and provenance, checked on the way."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: no such checkpoint folder (expected {WEIGHTS}, {CONFIG}, {PROVENANCE})")
@@ -103,7 +104,7 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu"
         state = load_file(str(folder / WEIGHTS))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{folder / WEIGHTS} is corrupt ({e}); copy it again or retrain") from None
-    model = PartRM(config)
+    model = build_network(config)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from partrm_gym.articulation import ARTICULATION_CHANNELS, AXIS, CENTRE, MOVABLE, PIVOT, REVOLUTE
-from partrm_gym.cameras import RigConfig, canonical_rig
+from partrm_gym.cameras import canonical_rig
 from partrm_gym.gaussians import SPLATTER_CHANNELS
 from partrm_gym.model.config import ModelConfig
 from partrm_gym.model.drag_embedding import MultiScaleDragEmbedding
@@ -44,14 +44,45 @@ class ArticulationHead(nn.Module):
         return self.net(features)
 
 
-class PartRM(nn.Module):
+class ArticulationReadout:
+    """The articulation head's read-out, shared by both network layouts (PartRM, LGMPartRM): they provide
+    ``cfg``, ``articulation`` (the head or None) and ``reconstruct_with_features``."""
+
+    cfg: ModelConfig
+    articulation: nn.Module | None
+
+    def reconstruct_with_features(self, images: torch.Tensor,
+                                  plucker: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def forward_articulated(self, images: torch.Tensor, plucker: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reconstruct the current state (no drags) and its articulation from one UNet pass:
+        splatter images (B, V, 14, h, w) and articulation maps (B, V, 11, h, w), activated."""
+        splatter, features = self.reconstruct_with_features(images, plucker)
+        return splatter, self.articulation_maps(features)
+
+    def articulation_maps(self, features: torch.Tensor) -> torch.Tensor:
+        """UNet features (B, V, C, h, w) -> activated articulation maps (B, V, 11, h, w)."""
+        if self.articulation is None:
+            raise RuntimeError("this model has no articulation head (ModelConfig.articulation_head is false)")
+        return self.activate_articulation(self.articulation(features.flatten(0, 1)).unflatten(0, features.shape[:2]))
+
+    def activate_articulation(self, raw: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        return torch.cat([torch.sigmoid(raw[:, :, MOVABLE]), torch.sigmoid(raw[:, :, REVOLUTE]),
+                          F.normalize(raw[:, :, AXIS], dim=2, eps=1e-6),
+                          cfg.max_pivot_offset * torch.tanh(raw[:, :, PIVOT]),
+                          cfg.max_centre_offset * torch.tanh(raw[:, :, CENTRE])], dim=2)
+
+
+class PartRM(ArticulationReadout, nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.unet = AsymmetricUNet(cfg, IN_CHANNELS, RAW_CHANNELS)
         self.drag_embedding = MultiScaleDragEmbedding(cfg)
         self.articulation = ArticulationHead(cfg.up_channels[-1]) if cfg.articulation_head else None
-        cams = canonical_rig(cfg.output_size, RigConfig(radius=cfg.rig_radius))
+        cams = canonical_rig(cfg.output_size, cfg.input_rig)
         origins, dirs = zip(*(c.rays() for c in cams))
         self.register_buffer("ray_o", torch.from_numpy(np.stack(origins)).float().permute(0, 3, 1, 2),
                              persistent=False)
@@ -77,12 +108,6 @@ class PartRM(nn.Module):
         """Views in [-1, 1] beside their Plücker rays, one batch entry per view: (B·V, 9, H, W)."""
         return torch.cat([images * 2 - 1, plucker], dim=2).flatten(0, 1)
 
-    def forward_articulated(self, images: torch.Tensor, plucker: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reconstruct the current state (no drags) and its articulation from one UNet pass:
-        splatter images (B, V, 14, h, w) and articulation maps (B, V, 11, h, w), activated."""
-        splatter, features = self.reconstruct_with_features(images, plucker)
-        return splatter, self.articulation_maps(features)
-
     def reconstruct_with_features(self, images: torch.Tensor,
                                   plucker: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The current state's splatter images (B, V, 14, h, w) and the UNet features the articulation head
@@ -91,19 +116,6 @@ class PartRM(nn.Module):
         features = self.unet.features(self._unet_input(images, plucker))
         splatter = self.activate(self.unet.head(features).unflatten(0, (B, -1)))
         return splatter, features.unflatten(0, (B, -1))
-
-    def articulation_maps(self, features: torch.Tensor) -> torch.Tensor:
-        """UNet features (B, V, C, h, w) -> activated articulation maps (B, V, 11, h, w)."""
-        if self.articulation is None:
-            raise RuntimeError("this model has no articulation head (ModelConfig.articulation_head is false)")
-        return self.activate_articulation(self.articulation(features.flatten(0, 1)).unflatten(0, features.shape[:2]))
-
-    def activate_articulation(self, raw: torch.Tensor) -> torch.Tensor:
-        cfg = self.cfg
-        return torch.cat([torch.sigmoid(raw[:, :, MOVABLE]), torch.sigmoid(raw[:, :, REVOLUTE]),
-                          F.normalize(raw[:, :, AXIS], dim=2, eps=1e-6),
-                          cfg.max_pivot_offset * torch.tanh(raw[:, :, PIVOT]),
-                          cfg.max_centre_offset * torch.tanh(raw[:, :, CENTRE])], dim=2)
 
     def activate(self, raw: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg

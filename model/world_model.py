@@ -1,8 +1,9 @@
 """The inference API: ``WorldModel.from_pretrained()`` and ``predict(views, drags) -> Gaussians``.
 
-It wraps the network with what every caller needs: the canonical input rig at the model's
-input resolution and its Plücker maps (computed once), uint8/float input handling, and
-``torch.inference_mode``. With no path, the default model bundled in the package is loaded.
+It wraps the network with what every caller needs: the model's input rig (its config's ``input_rig``) at
+the model's input resolution and its Plücker maps (computed once), uint8/float input handling, and
+``torch.inference_mode``. Both network layouts (``partrm``, ``lgm``) take the project's views and rays and
+return Gaussians in the project's frame. With no path, the default model bundled in the package is loaded.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ class WorldModel:
         self.config = config
         self.device = torch.device(device)
         self.provenance = provenance or {}
-        self.rig = rig or RigConfig()
+        # the input views come from the rig the model was trained in (ModelConfig.input_rig: elevation 20° for the
+        # partrm layout's configs, 0° for LGM's); a config without one gets the project's canonical rig
+        self.rig = rig or getattr(config, "input_rig", None) or RigConfig()
         self.input_size = int(config.input_size)  # type: ignore[attr-defined]
         self.max_drags = int(config.max_drags)  # type: ignore[attr-defined]
         self.input_cameras: list[Camera] = canonical_rig(self.input_size, self.rig)
@@ -83,6 +86,11 @@ class WorldModel:
             if not torch.isfinite(d).all() or (d < 0).any() or (d > 1).any():
                 raise ValueError("drags must be finite and normalised to [0, 1]")
         return self.network(v, self.plucker.expand(B, -1, -1, -1, -1), d, m).float()
+
+    @property
+    def output_size(self) -> int:
+        """Side of the splatter images the network predicts (one Gaussian per pixel per view)."""
+        return int(self.config.output_size)  # type: ignore[attr-defined]
 
     @property
     def has_articulation(self) -> bool:

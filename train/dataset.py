@@ -67,6 +67,7 @@ class PartDragDataset(Dataset):
     """Items (dict of tensors):
 
     ``input_rgb`` (4, 3, H, W) in [0, 1] and ``plucker`` (4, 6, H, W) of the source state;
+    ``input_rgb_dst`` (4, 3, H, W) the destination state's input views (what stage 1's teacher reconstructs);
     ``drags`` (4, max_drags, 4) in [0, 1] with ``drag_mask`` (4, max_drags);
     ``splatter_src`` / ``splatter_dst`` (4, 14, h, w) GT splatter images of both states;
     ``target_rgb`` (12, 3, Hd, Wd) and ``target_mask`` (12, 1, Hd, Wd) of the destination
@@ -155,6 +156,7 @@ class PartDragDataset(Dataset):
         pairs = self._pairs[item.object_id]
         return {
             "input_rgb": src["input_rgb"],
+            "input_rgb_dst": dst["input_rgb"],
             "plucker": self.plucker,
             "drags": torch.from_numpy(pairs["drags"][item.pair]),
             "drag_mask": torch.from_numpy(pairs["mask"][item.pair]),

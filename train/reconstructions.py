@@ -8,10 +8,14 @@ Gaussian takes the part of the nearest true surface point (the GT splatter's for
 computed from the reconstructed positions.
 
 The backbone is frozen in stage 3, so its features and reconstruction of a state never change: they are
-computed once per state and kept in memory (about 0.7 MB per state for the tiny model).
+computed once per state and kept in memory (about 0.7 MB per state for the tiny model). At LGM's size a state's
+features take about 34 MB, so ``cache_states`` bounds the cache (least recently used out; a state that left it is
+recomputed, the same values again).
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 import torch
 from torch.utils.data import Dataset
@@ -57,9 +61,10 @@ class FrozenReconstructions(Dataset):
     """
 
     def __init__(self, dataset: PartDragDataset | MixedPartDragDataset, model: torch.nn.Module,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", cache_states: int | None = None) -> None:
         self.dataset, self.model, self.device = dataset, model, torch.device(device)
-        self._cache: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+        self._cache: OrderedDict[tuple[str, str], dict[str, torch.Tensor]] = OrderedDict()
+        self._cache_states = cache_states  # None: every state stays
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -67,7 +72,9 @@ class FrozenReconstructions(Dataset):
     @torch.no_grad()
     def reconstruction(self, object_id: str, name: str) -> dict[str, torch.Tensor]:
         key = (object_id, name)
-        if key not in self._cache:
+        if key in self._cache:
+            self._cache.move_to_end(key)
+        else:
             state = self.dataset.state(object_id, name)
             images = state["input_rgb"].unsqueeze(0).to(self.device)
             plucker = self.dataset.plucker.unsqueeze(0).to(self.device)
@@ -80,6 +87,8 @@ class FrozenReconstructions(Dataset):
             target = articulation_targets(splatter[:, XYZ], part, state["joint_revolute"], state["joint_axis"],
                                           state["joint_pivot"])
             self._cache[key] = {"features_src": features, "part_recon": part, "articulation_recon": target}
+            if self._cache_states is not None and len(self._cache) > self._cache_states:
+                self._cache.popitem(last=False)
         return self._cache[key]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from typing import Literal
+
+LGM_INIT_PREFIX = "lgm:"  # init_from: lgm:PATH starts from an LGM-format safetensors file (model/lgm_weights.py)
 
 
 @dataclass(frozen=True)
@@ -16,7 +19,9 @@ class TrainConfig:
     # more dataset folders whose train splits are trained on beside data's (e.g. real objects beside procedural
     # ones); they must share data's rig and resolutions
     extra_data: tuple[str, ...] = ()
-    init_from: str | None = None  # checkpoint folder of the previous stage
+    # checkpoint folder of the previous stage, or lgm:PATH: LGM's released weights (an LGM-format safetensors file)
+    # loaded into `model`, which must have layout: lgm
+    init_from: str | None = None
     out: str = "runs/tiny_stage1"
     seed: int = 0
     batch_size: int = 8  # global batch, split across processes under torchrun
@@ -34,12 +39,22 @@ class TrainConfig:
     eval_pairs: int = 16  # validation pairs scored at each save
     # losses
     splatter_weight: float = 1.0  # stage 0/1: L2 between predicted and GT splatter images
+    # stage 1's splatter target: "gt" (the dataset's GT splatter of the next state) or "teacher" (the paper's recipe
+    # when fine-tuning LGM: a frozen copy of the network as loaded from init_from reconstructs the next state from
+    # its 4 input views, without drags)
+    splatter_target: Literal["gt", "teacher"] = "gt"
     render_weight: float = 1.0  # stage 0/2: MSE of renders in the 12 dataset views
     mask_weight: float = 1.0  # stage 0/2: MSE between rendered alpha and the object mask
     lpips_weight: float = 0.0  # stage 2: used only when lpips_weights is a local file
     lpips_weights: str | None = None
     render_views: int = 4  # dataset views rendered per sample for the render loss (of 12), random each step
+    # stage 3: how many states' frozen reconstructions to keep in memory (None: all; LGM-sized features are ~34 MB
+    # per state, so bound it there: the others are recomputed when drawn again)
+    reconstruction_cache_states: int | None = None
     device: str = "auto"
+    # recompute each UNet block in the backward pass instead of keeping its activations (lgm layout; about a
+    # third more compute for a fraction of the activation memory, docs/scale.md)
+    activation_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         if self.stage not in (0, 1, 2, 3):
@@ -56,6 +71,11 @@ class TrainConfig:
                      "mask_weight", "lpips_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.splatter_target == "teacher" and (self.stage != 1 or not self.init_from):
+            raise ValueError("splatter_target: teacher is stage 1's target and needs init_from (the teacher is the "
+                             "network as loaded from it)")
+        if self.init_from == LGM_INIT_PREFIX:
+            raise ValueError(f"init_from {self.init_from!r}: give the weights file after {LGM_INIT_PREFIX}")
         if not 1 <= self.render_views <= 12:
             raise ValueError(f"render_views must be in 1..12, got {self.render_views}")
 
@@ -67,4 +87,5 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="override the config's run folder")
     parser.add_argument("--data", help="override the config's dataset folder")
     parser.add_argument("--steps", type=int, help="override the number of steps")
-    parser.add_argument("--init-from", help="override the checkpoint to start from")
+    parser.add_argument("--init-from", help="override the checkpoint to start from (a checkpoint folder, or "
+                        "lgm:PATH for LGM-format weights)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -69,7 +70,10 @@ def _make_twin() -> gym.Env:
     return PartRMSimEnv(category="drawer", max_steps=1000, control_mode=ScriptedPolicy.control_mode)
 
 
-def bench_envs(args: argparse.Namespace) -> str:
+def bench_envs(args: argparse.Namespace, vector_sizes: Sequence[int] = VECTOR_SIZES,
+               twin_processes: int = TWIN_PROCESSES) -> str:
+    """The report of ``partrm-gym bench envs``. ``vector_sizes``: the PartRMVectorEnv sizes timed (``bench gpu``
+    takes 1, 8 and 64); ``twin_processes``: the AsyncVectorEnv of twins compared with (0 leaves that row out)."""
     import torch
 
     from partrm_gym.envs.sim_env import PartRMSimEnv
@@ -89,14 +93,15 @@ def bench_envs(args: argparse.Namespace) -> str:
                                                       args.repeats)
         latency.append(["PartRM-Drawer-v0 (world model)", transition, ms, reset_ms, hits, ms / twin_ms])
     throughput = [["twin, 1 env", "-", 1, twin_rate, twin_hits, 1.0]]
-    with child_threads(1):  # the twin processes share the cores: one thread each
-        twins = gym.vector.AsyncVectorEnv([_make_twin] * TWIN_PROCESSES, context="spawn")
-    rate, hits = _vector_rate(twins, args.repeats)
-    twins.close()
-    throughput.append([f"twin, AsyncVectorEnv ({TWIN_PROCESSES} processes)", "-", TWIN_PROCESSES, rate, hits,
-                       rate / twin_rate])
+    if twin_processes:
+        with child_threads(1):  # the twin processes share the cores: one thread each
+            twins = gym.vector.AsyncVectorEnv([_make_twin] * twin_processes, context="spawn")
+        rate, hits = _vector_rate(twins, args.repeats)
+        twins.close()
+        throughput.append([f"twin, AsyncVectorEnv ({twin_processes} processes)", "-", twin_processes, rate, hits,
+                           rate / twin_rate])
     for transition in ("articulated", "regenerate"):
-        for n in VECTOR_SIZES:
+        for n in vector_sizes:
             venv = PartRMVectorEnv(n, world_model=wm, transition=transition, **fit, **task)
             rate, hits = _vector_rate(venv, args.repeats)
             venv.close()
