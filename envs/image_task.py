@@ -22,10 +22,10 @@ Format ``partrm-gym-task`` version 1 (docs/envs.md, "Tasks from images"). A task
                      "world_to_cam": [[...4 rows of 4...]]},   # OpenCV: x right, y down, z forward
      "metric_scale": 1.0}                        # metres per world unit of the object frame
 
-The object frame is the project's world frame (docs/conventions.md): z up, the object's base at the origin, its front
-(where parts open) facing +x, all its states inside a sphere of radius 0.5; ``metric_scale`` says how many metres one
-unit of that frame is, so depth images in millimetres become world units. Every loading error is one line naming
-the file and the fix (:class:`TaskFolderError`).
+The object frame is the project's world frame (docs/conventions.md): z up, the centre of the box that holds every
+state of the object at the origin, its front (where parts open) facing +x, all its states inside a sphere of radius
+0.5; ``metric_scale`` says how many metres one unit of that frame is, so depth images in millimetres become world
+units. Every loading error is one line naming the file and the fix (:class:`TaskFolderError`).
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ class Oracle:
     goal: float
     limits: tuple[float, float]
     source: dict[str, Any]  # how the twin made it: env id, seed, category, object seed, PartNet folder
+    axis: tuple[float, float, float] | None = None  # the joint's true axis (the way its value grows), world frame
 
     @property
     def range(self) -> float:
@@ -163,8 +164,10 @@ def load_oracle(folder: str | Path) -> Oracle:
     data = _read_json(path, required=True, why="goal_from='side_file' reads the true task from it (written by "
                                                "`partrm-gym export-task`); use goal_from='images' to infer it")
     try:
+        axis = data.get("axis")
         return Oracle(int(data["joint"]), str(data["joint_type"]), float(data["start"]), float(data["goal"]),
-                      (float(data["limits"][0]), float(data["limits"][1])), dict(data.get("source", {})))
+                      (float(data["limits"][0]), float(data["limits"][1])), dict(data.get("source", {})),
+                      None if axis is None else tuple(float(a) for a in axis))
     except (KeyError, TypeError, ValueError, IndexError) as e:
         raise TaskFolderError(f"{path}: malformed ({type(e).__name__}: {e}); it needs joint, joint_type, start, goal "
                               "and limits [lower, upper]") from None
@@ -384,7 +387,8 @@ def write_task(folder: str | Path, *, rig: RigConfig, camera: Camera, views: np.
     if oracle is not None:
         atomic_write_json(folder / ORACLE, {"joint": oracle.joint, "joint_type": oracle.joint_type,
                                             "start": oracle.start, "goal": oracle.goal,
-                                            "limits": list(oracle.limits), "source": oracle.source})
+                                            "limits": list(oracle.limits), "source": oracle.source,
+                                            **({"axis": list(oracle.axis)} if oracle.axis is not None else {})})
     atomic_write_json(folder / CAMERAS, {
         "format": FORMAT, "version": VERSION, "views_from": "files", "metric_scale": metric_scale,
         "input_rig": {"elevation_deg": rig.canonical_elevation_deg, "radius": rig.radius, "fov_deg": rig.fov_deg,

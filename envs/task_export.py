@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from partrm_gym.articulation import true_joint_geometry
 from partrm_gym.cameras import RigConfig, canonical_rig
 from partrm_gym.envs.image_task import CAMERAS, Oracle, TaskFolderError, write_task
 from partrm_gym.envs.sim_env import PartRMSimEnv
@@ -63,12 +64,13 @@ def export_task(env_id: str, seed: int, out: str | Path, rig: RigConfig, input_s
         scene.set_joint_states(task.initial)
         frame = scene.render(twin.camera)
         inputs = scene.render_views(cameras)
+        axis = true_joint_geometry(scene, k)[1]
         oracle = Oracle(k, info.type, float(task.initial[k]), float(task.goal[k]), (float(info.lower),
                                                                                     float(info.upper)),
                         {"env_id": env_id, "seed": seed, "split": twin.cfg.split, "category": task.category,
                          "object_seed": task.seed, "joint_name": info.name, "semantic": info.semantic,
                          **({"partnet_folder": task.extras["partnet_folder"]} if "partnet_folder" in task.extras
-                            else {})})
+                            else {})}, tuple(float(a) for a in axis))
         return write_task(
             out, rig=rig, camera=twin.camera, views=np.stack([f.rgb for f in inputs]), image=frame.rgb,
             goal_image=goal_frame.rgb, goal_views=goal_inputs,

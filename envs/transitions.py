@@ -159,9 +159,8 @@ class ArticulatedTransition(Transition):
             if not idx:
                 continue
             views = np.concatenate([requests[i].views for i in idx])
-            geometry = ({"geometry": np.stack([depth_geometry(requests[i], self.model) for i in idx])} if with_depth
-                        else {})
-            for i, state in zip(idx, self.model.predict_articulated(views, self.grouping, **geometry)):
+            geometry = np.stack([depth_geometry(requests[i], self.model) for i in idx]) if with_depth else None
+            for i, state in zip(idx, self.model.predict_articulated(views, self.grouping, geometry=geometry)):
                 out[i] = state
         return out
 

@@ -97,16 +97,30 @@ class WorldModel:
         return getattr(self.network, "articulation", None) is not None
 
     @torch.inference_mode()
-    def predict_articulated(self, views: torch.Tensor | np.ndarray, grouping: GroupingConfig | None = None
-                            ) -> list[ArticulatedState]:
-        """One articulated imagined state per scene of ``views`` (B, 4, H, W, 3): the reconstruction, a part
-        label per Gaussian and a joint per part (:func:`partrm_gym.articulation.state_from_prediction`)."""
+    def predict_articulated(self, views: torch.Tensor | np.ndarray, grouping: GroupingConfig | None = None,
+                            geometry: torch.Tensor | np.ndarray | None = None) -> list[ArticulatedState]:
+        """One articulated imagined state per scene of ``views``: the reconstruction, a part label per Gaussian and
+        a joint per part (:func:`partrm_gym.articulation.state_from_prediction`).
+
+        Args:
+            views: the 4 canonical input views of each scene, as :meth:`predict` takes them.  # [B, 4, H, W, 3]
+            grouping: how articulation votes become parts (default ``GroupingConfig()``).
+            geometry: splatter images that replace the reconstruction's Gaussians, pixel for pixel (e.g. built from
+                the cameras' depth by :func:`~partrm_gym.gt_splatter.splatter_from_rgbd`); the model then only labels
+                them and gives their parts' joints.  # [B, 4, 14, h, w] at :attr:`output_size`
+        """
         if not self.has_articulation:
             raise UserError("this world model has no articulation head (its config.yaml lacks "
                             "articulation_head: true); use transition='regenerate' or a model trained with the "
                             "articulation stage (configs/train/tiny_stage3.yaml)")
         v = self._views(views)
         splatter, art = self.network.forward_articulated(v, self.plucker.expand(v.shape[0], -1, -1, -1, -1))
+        if geometry is not None:
+            given = torch.as_tensor(geometry, dtype=splatter.dtype, device=splatter.device)
+            if given.shape != splatter.shape:
+                raise ValueError(f"geometry must be splatter images {tuple(splatter.shape)} (the model's output size "
+                                 f"{self.output_size}), got {tuple(given.shape)}")
+            splatter = given
         return [state_from_prediction(splatter[b:b + 1].float(), art[b:b + 1].float(), grouping or GroupingConfig())
                 for b in range(v.shape[0])]
 

@@ -209,16 +209,22 @@ def _bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-steps", type=positive_int, default=30, help="pipeline: training steps timed per stage")
     p.add_argument("--partnet", default=None, metavar="DIR",
                    help="sim: also time loading and rendering every real PartNet-Mobility object under DIR; "
-                        "rollout: episodes on its real test objects")
+                        "rollout: episodes on its real test objects; images: every task part of its test objects")
     p.add_argument("--episodes", type=positive_int, default=40,
-                   help="rollout, actions: episodes (test split, seed 100000 + i)")
-    p.add_argument("--steps", type=positive_int, default=8, help="rollout: drags per episode")
+                   help="rollout, actions, images: episodes (test split, seed 100000 + i)")
+    p.add_argument("--steps", type=positive_int, default=8, help="rollout, images: drags per episode")
     p.add_argument("--policy", default="scripted", choices=["scripted", "random"], help="rollout: who drags")
     p.add_argument("--transition", default="articulated", choices=["articulated", "regenerate"],
                    help="rollout: the world-model env's transition")
     p.add_argument("--view-fit-steps", type=non_negative_int, default=None,
                    help="envs, rollout: steps fitting the reset reconstruction to the camera's first view "
                         "(default: the env's, 0; 10 is the measured setting)")
+
+
+def _bench_gpu_arguments(p: argparse.ArgumentParser) -> None:
+    _bench_arguments(p)
+    p.add_argument("--dry-run", action="store_true",
+                   help="tiny sizes on the CPU (what runs without CUDA anyway): checks the code, measures no GPU")
 
 
 def _no_arguments(p: argparse.ArgumentParser) -> None:
@@ -288,6 +294,8 @@ COMMANDS: tuple[Command, ...] = (
             f"{BENCH}.rollout:bench_rollout", _bench_arguments, out="report"),
     Command("bench images", "environments from images alone against the twin: inferred goal, agreement, speed",
             f"{BENCH}.images:bench_images", _bench_arguments, out="report"),
+    Command("bench gpu", "one CUDA device: gsplat parity and compile, bf16 lgm training, LGM weights, batched envs",
+            f"{BENCH}.gpu:bench_gpu", _bench_gpu_arguments, out="report"),
     Command("bench actions", "how often each control mode's drags start on the task part",
             f"{BENCH}.actions:bench_actions", _bench_arguments, out="report"),
 )

@@ -89,20 +89,31 @@ def _run(env, twin, policy, seed: int, options: dict, twin_options: dict, oracle
             "reset_ms": reset_ms, "step_ms": step_ms}
 
 
+def axis_sign(env, oracle) -> float:
+    """+1 where the imagined task part's axis points the way the true joint grows, -1 where it points the other way
+    (an imagined value then moves the part the other way round: the same pose for the opposite value)."""
+    base = env.unwrapped
+    if base.task_part is None or oracle.axis is None:
+        return 1.0
+    return 1.0 if float(np.dot(base.state.joints[base.task_part].axis, oracle.axis)) >= 0 else -1.0
+
+
 def _twin_fraction(env, info: dict, oracle) -> float:
     """The imagined task joint as a fraction of the twin's range: absolute values (known goal) directly, values
-    relative to the start (images) through the true start."""
+    relative to the start along the imagined axis (images) through the true start and the axes' agreement."""
     value = info["joint_value"]
-    if env.unwrapped.transition.terms is not None and env.unwrapped.transition.terms.inferred:
-        value = oracle.start + value
+    terms = env.unwrapped.transition.terms
+    if terms is not None and terms.inferred:
+        value = oracle.start + axis_sign(env, oracle) * value
     return (value - oracle.limits[0]) / oracle.range
 
 
-def goal_error(info: dict, oracle) -> float:
-    """|inferred - true goal change| as a fraction of the true range; :data:`MISS` for a wrong joint type or no part."""
+def goal_error(env, info: dict, oracle) -> float:
+    """|inferred - true goal change| as a fraction of the true range (the inferred value read along the true axis);
+    :data:`MISS` for a wrong joint type or no part."""
     if info.get("inferred_task_part") is None or info.get("inferred_joint_type") != oracle.joint_type:
         return MISS
-    return abs(info["inferred_goal_value"] - (oracle.goal - oracle.start)) / oracle.range
+    return abs(axis_sign(env, oracle) * info["inferred_goal_value"] - (oracle.goal - oracle.start)) / oracle.range
 
 
 def bench_images(args: argparse.Namespace) -> str:
@@ -139,7 +150,7 @@ def bench_images(args: argparse.Namespace) -> str:
                     row["known_goal_error"] = 0.0
                     known_mask, known_goal = env.task_part_mask(), env.episode.goal_image
                 else:  # how the inferred task compares with the stated one, at reset
-                    row[f"{variant}_goal_error"] = goal_error(info, oracle)
+                    row[f"{variant}_goal_error"] = goal_error(env, info, oracle)
                     union = np.logical_or(env.task_part_mask(), known_mask).sum()
                     row[f"{variant}_iou"] = (float(np.logical_and(env.task_part_mask(), known_mask).sum() / union)
                                              if union else float("nan"))
@@ -190,8 +201,8 @@ def _report(rows: list[dict], args: argparse.Namespace, partnet: str | None) -> 
                "joint error per step (median)", "task-part IoU vs known", "goal image PSNR vs known (dB)",
                "reset ms", "step ms"]
     what = "real test objects' task parts" if partnet else f"test-split drawers, seeds {SEED_BASE}-{SEED_BASE + n - 1}"
-    command = f"partrm-gym bench images --episodes {args.episodes} --steps {args.steps}" + (
-        " --partnet DIR" if partnet else "")
+    command = "partrm-gym bench images" + (" --partnet DIR" if partnet else f" --episodes {args.episodes}") + (
+        f" --steps {args.steps}")
     text = emit_report(f"Environments from images: {n} {what}", command, markdown_table(headers, body), None)
     if args.out:
         write_report(args.out, text)
