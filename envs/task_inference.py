@@ -46,12 +46,14 @@ from partrm_gym.articulation import (
     DEFAULT_REVOLUTE_RANGE,
     MIN_VISIBLE_OPACITY,
     ArticulatedState,
+    nearest_surface_labels,
 )
 from partrm_gym.cameras import Camera
 from partrm_gym.envs.task import TaskConfig, TaskTerms
 from partrm_gym.envs.task_part import CHANGE_THRESHOLD, changed_pixels
 from partrm_gym.rendering import CameraImages, render_images
 
+PART_REACH_PX = 3  # a camera point belongs to the part of the nearest imagined Gaussian within this many pixels' width
 SPLAT_GROW_PX = 1  # a Gaussian centre paints the pixels this far around its own (point splats leave gaps otherwise)
 DEPTH_MARGIN = 0.01  # world units: the scale of depth ties between point splats
 
@@ -127,7 +129,7 @@ class TaskInference:
         if not state.joints or count < self.cfg.min_change_pixels:
             return Inferred(None, None, 0.0, 0.0, count)
         if depths is not None:
-            score = RegistrationScore(camera, image, depths, wanted)
+            score = RegistrationScore(state, camera, depths, wanted)
         else:
             view = current_view if current_view is not None else render_images(state.gaussians(), [camera])
             score = ChangeScore(state, camera, image, goal_image, wanted, view.depth[0])
@@ -188,6 +190,17 @@ def _lift(camera: Camera, depth: np.ndarray, mask: np.ndarray) -> tuple[np.ndarr
     return camera.backproject(uv, depth[rows, cols].astype(np.float64)), rows, cols
 
 
+def part_of_points(state: ArticulatedState, points: np.ndarray, reach: float) -> np.ndarray:
+    """(n,) the part label (or STATIC) of each world point: the label of the nearest visible Gaussian within ``reach``
+    (the rule the oracle labels a reconstruction by, here turned round: the imagined labels carried to the camera's
+    points). A part can only explain the change of the points on it."""
+    g = state.gaussians()
+    visible = g.opacities[0] > MIN_VISIBLE_OPACITY
+    means = g.means[0][visible].detach().cpu().float()
+    return nearest_surface_labels(torch.as_tensor(points, dtype=torch.float32), means,
+                                  state.labels[visible].cpu(), max_distance=reach).numpy()
+
+
 class ChangeScore:
     """The RGB score of a (part, δ): change IoU of the imagined move plus the share of the first view's changed pixels
     the move carries onto changed pixels of their own colour in the goal view (module docstring)."""
@@ -197,6 +210,7 @@ class ChangeScore:
         self.camera, self.wanted, self.goal = camera, wanted, goal_image.astype(np.int16)
         self.splats = PointSplats(state, camera)
         self.points, rows, cols = _lift(camera, depth, wanted)
+        self.labels = part_of_points(state, self.points, PART_REACH_PX * pixel_footprint(camera))
         self.colors = image[rows, cols].astype(np.int16)
 
     def __call__(self, state: ArticulatedState, part: int, deltas: np.ndarray) -> np.ndarray:
@@ -208,25 +222,27 @@ class ChangeScore:
         inside = (z > 0) & (uv[..., 0] >= 0) & (uv[..., 0] < cam.width) & (uv[..., 1] >= 0) & (uv[..., 1] < cam.height)
         rows, cols = cam.pixel_index(np.nan_to_num(uv))
         same = np.abs(self.goal[rows, cols] - self.colors[None]).max(-1) <= CHANGE_THRESHOLD
-        return iou + (inside & same & self.wanted[rows, cols]).mean(1)
+        return iou + (inside & same & self.wanted[rows, cols] & (self.labels == part)[None]).mean(1)
 
 
 class RegistrationScore:
     """The RGB-D score of a (part, δ): the share of the first view's changed surface points that the move brings within
     a pixel's footprint of the goal view's changed surface points (module docstring)."""
 
-    def __init__(self, camera: Camera, image: np.ndarray, depths: tuple[np.ndarray, np.ndarray],
+    def __init__(self, state: ArticulatedState, camera: Camera, depths: tuple[np.ndarray, np.ndarray],
                  wanted: np.ndarray) -> None:
         self.before = _lift(camera, depths[0], wanted)[0]
         self.after = torch.as_tensor(_lift(camera, depths[1], wanted)[0])
         self.tolerance = pixel_footprint(camera)
+        self.labels = part_of_points(state, self.before, PART_REACH_PX * self.tolerance)
 
     def __call__(self, state: ArticulatedState, part: int, deltas: np.ndarray) -> np.ndarray:
-        if len(self.before) == 0 or len(self.after) == 0:
+        on = self.labels == part
+        if not on.any() or len(self.after) == 0:
             return np.zeros(len(deltas))
-        moved = torch.as_tensor(state.joints[part].move_points(self.before, np.asarray(deltas, dtype=np.float64)))
+        moved = torch.as_tensor(state.joints[part].move_points(self.before[on], np.asarray(deltas, dtype=np.float64)))
         nearest = torch.cdist(moved, self.after[None].expand(len(deltas), -1, -1)).min(-1).values
-        return (nearest <= self.tolerance).double().mean(1).numpy()
+        return (nearest <= self.tolerance).double().sum(1).numpy() / len(self.before)
 
 
 class PointSplats:

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from partrm_gym.config import ConfigError, load_config, save_config
 from partrm_gym.errors import UserError
-from partrm_gym.io import atomic_write_json
+from partrm_gym.io import atomic_write_json, path_kind
 from partrm_gym.model.config import ModelConfig
 from partrm_gym.model.networks import build_network
 
@@ -87,7 +87,8 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu"
     """The network (either layout, :func:`build_network`), its config and provenance, checked on the way."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise CheckpointError(f"{folder}: no such checkpoint folder (expected {WEIGHTS}, {CONFIG}, {PROVENANCE})")
+        raise CheckpointError(f"{folder} is {path_kind(folder)}, not a checkpoint folder (expected {WEIGHTS}, "
+                              f"{CONFIG}, {PROVENANCE})")
     for name in (WEIGHTS, CONFIG):
         if not (folder / name).is_file():
             raise CheckpointError(f"{folder / name} is missing; a checkpoint folder needs {WEIGHTS} and {CONFIG} "

@@ -242,8 +242,9 @@ def _two_part_state():
     return ArticulatedState(gauss, labels, joints)
 
 
+@pytest.mark.parametrize("depth", [False, True], ids=["rgb", "rgbd"])
 @pytest.mark.parametrize("delta", [0.12, -0.08])
-def test_inference_finds_the_part_and_the_goal_that_explain_the_change(delta):
+def test_inference_finds_the_part_and_the_goal_that_explain_the_change(delta, depth):
     from partrm_gym.envs.task import TaskConfig
 
     camera = orbit_camera(35.0, 25.0, 1.5, 49.1, 48)
@@ -251,18 +252,17 @@ def test_inference_finds_the_part_and_the_goal_that_explain_the_change(delta):
     state.joints[1].lower = -0.5
     goal = state.copy()
     goal.set_value(1, delta)
-    image, goal_image = (render_images(s.gaussians(), [camera]).rgb[0] for s in (state, goal))
     trial = state.copy()
     if delta < 0:  # closing: the part must stick out of the rest as far as it closes
-        trial.base = trial.gaussians()
         moved = trial.base.means.clone()
         moved[0, trial.labels == 1, 0] += 0.1
         trial.base = Gaussians(moved, *(getattr(trial.base, f) for f in ("opacities", "scales", "quats", "colors")))
-        goal_state = trial.copy()
-        goal_state.set_value(1, delta)
-        image, goal_image = (render_images(s.gaussians(), [camera]).rgb[0] for s in (trial, goal_state))
+        goal = trial.copy()
+        goal.set_value(1, delta)
+    views = [render_images(s.gaussians(), [camera]) for s in (trial, goal)]
+    depths = (views[0].depth[0], views[1].depth[0]) if depth else None
     inference = TaskInference(TaskConfig())
-    part, terms, info = inference.infer(trial, camera, image, goal_image)
+    part, terms, info = inference.infer(trial, camera, views[0].rgb[0], views[1].rgb[0], depths=depths)
     assert part == 1 and info["inferred_joint_type"] == "prismatic"
     assert terms.goal == pytest.approx(delta, abs=0.02) and terms.inferred and terms.start == 0.0
     # the implied range: success within a quarter of the goal change, the clamp on the closed side
@@ -292,3 +292,30 @@ def test_write_task_refuses_a_file_path(tmp_path, model):
                    np.uint8), image=image, goal_image=image)
     assert target.read_text() == "x"
 
+
+
+def test_with_depth_the_geometry_comes_from_the_cameras(exported, model):
+    """RGB-D: the imagined Gaussians are the input views' depth back-projected and fitted (the GT-splatter routine),
+    pixel-aligned with the model's output; the model only labels them. RGB only: the model's own reconstruction."""
+    from partrm_gym.envs.transitions import depth_geometry
+
+    rgbd = PartRMImagesEnv(task_dir=exported, world_model=model)
+    request = rgbd.prepare_reset(seed=0)
+    assert request.view_depths is not None and request.depths is not None
+    geometry = torch.as_tensor(depth_geometry(request, model))[None]
+    assert geometry.shape == (1, 4, 14, model.output_size, model.output_size)
+    rgbd.finish_reset(request, rgbd.predict_resets([request])[0])
+    assert torch.allclose(rgbd.state.base.means, Gaussians.from_splatter(geometry).means)
+    task = load_task(exported)
+    cam = task.input_cameras()[0]
+    on = np.isfinite(task.view_depths[0])
+    # the depth-built Gaussians of view 0 lie on the surface the camera measured (within a millimetre's rounding)
+    xyz = geometry[0, 0, :3].permute(1, 2, 0).reshape(-1, 3).numpy()
+    opaque = geometry[0, 0, 3].reshape(-1).numpy() > 0
+    _, z = cam.project(xyz[opaque].astype(np.float64))
+    assert np.all((z > 0.5) & (z < 2.5)) and on.any()
+    rgb = PartRMImagesEnv(task_dir=exported, world_model=model, depth="off")
+    rgb.reset(seed=0)
+    assert not torch.allclose(rgb.state.base.means, rgbd.state.base.means)
+    with pytest.raises(ValueError, match="geometry must be splatter images"):
+        model.predict_articulated(request.views, geometry=geometry[:, :, :, :4])

@@ -37,8 +37,10 @@ def test_corrupt_missing_and_mismatched(ckpt, tmp_path):
     (folder / "model.safetensors").unlink()
     with pytest.raises(CheckpointError, match="model.safetensors is missing"):
         load_checkpoint(folder)
-    with pytest.raises(CheckpointError, match="no such checkpoint folder"):
+    with pytest.raises(CheckpointError, match="nope is nothing, not a checkpoint folder"):
         load_checkpoint(tmp_path / "nope")
+    with pytest.raises(CheckpointError, match="is a device, not a checkpoint folder"):
+        load_checkpoint("/dev/null")
     torch.manual_seed(0)
     save_checkpoint(PartRM(MINI), MINI, tmp_path / "other")
     bigger = MINI.__class__(**{**MINI.__dict__, "down_channels": (8, 16, 24), "up_channels": (24, 8)})

@@ -39,7 +39,7 @@ from partrm_gym.config import apply_overrides, to_dict
 from partrm_gym.drags import drags_between_states, grasped_joint, pad_drags
 from partrm_gym.errors import UsageError
 from partrm_gym.gt_splatter import fit_splatter, splatter_from_frames
-from partrm_gym.io import atomic_write_text
+from partrm_gym.io import atomic_write_text, path_kind
 from partrm_gym.scene import Scene
 from partrm_gym.threads import available_cores, set_threads
 from partrm_gym.train.data_config import DataConfig, ObjectSpec, load_data_config, plan_objects, shard_objects
@@ -204,7 +204,7 @@ def _check_out_folder(out: Path) -> None:
             raise DatasetError(f"--out {out} is a broken link; give a new or empty folder")
         return
     if not out.is_dir():
-        raise DatasetError(f"--out {out} is not a folder; give a new or empty folder")
+        raise DatasetError(f"--out {out} is {path_kind(out)}, not a folder; give a new or empty folder")
     if (out / CONFIG_FILE).exists():
         return  # a dataset: _check_or_write_config compares its config
     # a run killed before writing config.yaml can have left only the temp file of its atomic write

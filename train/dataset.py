@@ -19,6 +19,7 @@ from torch.utils.data import ConcatDataset, Dataset
 from partrm_gym.cameras import canonical_rig, dataset_rig, plucker_rays, stack_cameras
 from partrm_gym.config import from_dict
 from partrm_gym.gaussians import XYZ
+from partrm_gym.io import path_kind
 from partrm_gym.train.data_config import SPLITS, DataConfig
 from partrm_gym.train.data_format import (
     FORMAT_VERSION,
@@ -54,6 +55,9 @@ class PairIndex:
 
 
 def load_manifest(root: Path) -> tuple[dict, DataConfig]:
+    if not Path(root).is_dir():
+        raise DatasetError(f"{root} is {path_kind(root)}, not a dataset folder; give the --out folder of "
+                           "`partrm-gym datagen`")
     manifest = read_json(root / MANIFEST_FILE)
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
