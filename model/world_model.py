@@ -28,6 +28,49 @@ def default_checkpoint_dir() -> Path:
 
 
 class WorldModel:
+    """PartRM as a callable world model: views of an object and drags in, the object's next state as Gaussians out.
+
+    Every env, planner, demo and benchmark reaches the network through this class, so none of them handles rigs,
+    rays, dtypes or devices.
+
+    ## Inputs
+    - **views**: the 4 canonical input views of each scene, uint8 ``[B, 4, H, W, 3]`` (the simulator's layout) or
+      floats in [0, 1] ``[B, 4, 3, H, W]``; any square size (resized to ``input_size``). They must be taken with
+      :attr:`rig` (:attr:`input_cameras` at ``input_size``): the bundled model's is elevation 20°, an ``lgm`` model's
+      elevation 0°.
+    - **drags** (:meth:`predict`, :meth:`predict_splatter`): per view up to ``max_drags`` drags (x0, y0, x1, y1)
+      normalised to [0, 1] ``[B, 4, D, 4]`` with a validity mask ``[B, 4, D]``; None reconstructs the current state.
+
+    ## Outputs
+    - :meth:`predict`: :class:`~partrm_gym.gaussians.Gaussians` ``[B, 4·h·w]``, one per splatter pixel, in the
+      project's world frame (docs/conventions.md), ready for :func:`~partrm_gym.rendering.render_images`.
+    - :meth:`predict_splatter`: the same as splatter images ``[B, 4, 14, h, w]`` (h = w = :attr:`output_size`).
+    - :meth:`predict_articulated`: one :class:`~partrm_gym.articulation.ArticulatedState` per scene (Gaussians, a
+      part label per Gaussian, a joint per part); needs the articulation head (:attr:`has_articulation`).
+
+    ## Checkpoints
+    :meth:`from_pretrained` loads a folder of ``model.safetensors`` + ``config.yaml`` + ``provenance.json`` (either
+    network layout, ``partrm`` or ``lgm``; the weights' SHA-256 is checked); no path: the bundled default model.
+    LGM's released weights enter through training (``init_from: lgm:PATH``, docs/lgm.md).
+
+    ## Arguments
+    | argument | meaning |
+    |---|---|
+    | ``network`` | the network (:func:`~partrm_gym.model.networks.build_network`); put in eval mode on ``device`` |
+    | ``config`` | its :class:`~partrm_gym.model.config.ModelConfig` (input size, drags, rig) |
+    | ``device`` | ``"cpu"`` or a CUDA device (the renderer then uses gsplat) |
+    | ``rig`` | the input rig, if not the config's ``input_rig`` |
+    | ``provenance`` | where the weights came from (kept for reports) |
+
+    ## Example
+    ::
+
+        model = WorldModel.from_pretrained()                               # the bundled model
+        views = np.stack([f.rgb for f in scene.render_views(model.input_cameras)])[None]
+        state = model.predict_articulated(views)[0]                        # parts and joints
+        rgb, depth = render_images(state.gaussians(), [camera])
+    """
+
     def __init__(self, network: torch.nn.Module, config: object, device: str | torch.device = "cpu",
                  rig: RigConfig | None = None, provenance: dict | None = None) -> None:
         self.network = network.to(device).eval()

@@ -213,6 +213,35 @@ def test_lgm_model_saves_loads_and_runs_in_world_model(tmp_path):
     assert state.base.means.shape == g.means.shape
 
 
+def test_an_lgm_model_runs_in_every_world_model_env(tmp_path):
+    """The lgm layout (its own rig, elevation 0) behind both transitions, the vector env and an image-defined task
+    exported in its rig: the envs read the model's rig and frame, nothing else."""
+    import gymnasium as gym
+
+    from partrm_gym.envs.image_env import PartRMImagesEnv
+    from partrm_gym.envs.task_export import export_task
+    from partrm_gym.envs.world_model_env import PartRMEnv
+
+    network = small_model(articulation_head=True)
+    wm = WorldModel(network, network.cfg)
+    for transition in ("articulated", "regenerate"):
+        env = PartRMEnv(world_model=wm, category="drawer", resolution=32, max_steps=2, transition=transition)
+        obs, info = env.reset(seed=0)
+        assert obs["image"].shape == (32, 32, 3) and env.gaussians.means.shape[1] == 4 * 32 * 32
+        obs, reward, *_ = env.step(env.action_space.sample())
+        assert np.isfinite(reward)
+    venv = gym.make_vec("PartRM-Drawer-v0", num_envs=2, vectorization_mode="vector_entry_point", world_model=wm,
+                        resolution=32)
+    obs, _ = venv.reset(seed=0)
+    venv.step(venv.action_space.sample())
+    venv.close()
+    folder = export_task("PartRMSim-Drawer-v0", 0, tmp_path / "task", wm.rig, wm.input_size, resolution=32)
+    images = PartRMImagesEnv(task_dir=folder, world_model=wm)
+    obs, info = images.reset(seed=0)
+    assert "inferred_goal_value" in info
+    images.step(images.action_space.sample())
+
+
 def test_default_layout_keeps_the_projects_rig():
     """The partrm layout's configs keep elevation 20°, so WorldModel's input cameras are the ones it always had."""
     assert ModelConfig().input_rig == RigConfig() and ModelConfig().layout == "partrm"
