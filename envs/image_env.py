@@ -77,8 +77,10 @@ class PartRMImagesEnv(PartRMEnv):
     ## Info
     As ``PartRM-*-v0`` (``is_success``, ``joint_value``, ``joint_fraction``, ``goal_fraction``, ``joint_limits``,
     ``joint_error``, ``missed``, ...), with values relative to the start; at reset also ``task_dir``,
-    ``inferred_task_part``, ``inferred_joint_type``, ``inferred_goal_value`` and the inference's residuals
-    ``inference_change_iou`` (1: the predicted change fits the cameras' exactly) and ``inference_changed_pixels``.
+    ``inferred_task_part``, ``inferred_joint_type``, ``inferred_goal_value``, the inference's fit
+    ``inference_score`` (the best move's score: RGB in [0, 2], RGB-D in [0, 1]; higher explains more of the change
+    between the two images) and ``inference_changed_pixels``; ``inference_failed`` where no part's move explains
+    any of the change (too few changed pixels, or every score 0): the episode then cannot succeed.
     """
 
     def __init__(self, task_dir: str | Path | None = None, tasks: list[str | Path] | None = None,
@@ -155,8 +157,8 @@ class PartRMImagesEnv(PartRMEnv):
 
     def finish_reset(self, request: ResetRequest, prediction: Any) -> tuple[dict, dict]:
         obs, info = super().finish_reset(request, prediction)
-        if request.terms is None and self.task_part is None:
-            info["inference_failed"] = True  # no part moves the way the images change: the episode cannot succeed
+        if request.terms is None:  # inferred: did any part move the way the images change? (else no success)
+            info["inference_failed"] = self.task_part is None
         return obs, {**info, "task_dir": request.task.extras["task_dir"]}
 
     def _views_from_photo(self, index: int) -> np.ndarray:

@@ -103,6 +103,10 @@ class ImageTask:
     view_depths: np.ndarray | None  # (4, S, S) float32 camera-z depth in world units (inf: none), or None
     image_depth: np.ndarray | None  # (H, W) float32: the observation camera's depth of the initial state, or None
     goal_depth: np.ndarray | None  # (H, W) float32: ... of the goal state, or None
+    # Read and checked like the rest, though no transition uses them yet (the regenerate transition and Zero123++
+    # take RGB only): a folder is validated whole, whatever it holds.
+    goal_view_depths: np.ndarray | None = None  # (4, S, S) float32: the goal's input views' depth, or None
+    photo_depth: np.ndarray | None = None  # (S, S) float32: photo.png's depth, or None
 
     def oracle(self) -> Oracle:
         """The side file's true task (``goal_from="side_file"``): an error naming the file where there is none."""
@@ -142,21 +146,24 @@ def load_task(folder: str | Path) -> ImageTask:
         views = _read_views(folder, goal=False)
     else:
         photo = _read_rgb(folder / PHOTO, None, square=True)
-    goal_views = _read_views(folder, goal=True) if (folder / input_name(0, goal=True)).exists() else None
+    has_goal_views = any((folder / input_name(k, goal=True)).exists() for k in range(VIEWS))
+    goal_views = _read_views(folder, goal=True) if has_goal_views else None
     size = views.shape[1] if views is not None else photo.shape[0]
     if goal_views is not None and goal_views.shape[1] != size:
         raise TaskFolderError(f"{folder / input_name(0, goal=True)}: {goal_views.shape[1]} px, but the input views are "
                               f"{size} px; give the goal's views at the input views' size")
-    view_depths = None
-    if views is not None and (folder / depth_name(input_name(0))).exists():
-        cams = canonical_rig(size, rig)
-        view_depths = np.stack([_read_depth(folder, input_name(k), views[k], cams[k], scale) for k in range(VIEWS)])
-    image_depth, goal_depth = ((_read_depth(folder, name, rgb, camera, scale) if (folder / depth_name(name)).exists()
-                                else None) for name, rgb in ((INITIAL, image), (GOAL, goal_image)))
+    cams = canonical_rig(size, rig)
+    view_depths = _read_view_depths(folder, views, cams, scale, goal=False) if views is not None else None
+    goal_view_depths = _read_view_depths(folder, goal_views, cams, scale, goal=True) if goal_views is not None else None
+    image_depth, goal_depth, photo_depth = (
+        (_read_depth(folder, name, rgb, cam, scale) if rgb is not None and (folder / depth_name(name)).exists()
+         else None) for name, rgb, cam in ((INITIAL, image, camera), (GOAL, goal_image, camera),
+                                           (PHOTO, photo, cams[0])))
+    _refuse_stray_depth(folder, views_from, goal_views is not None)
     extra = _read_json(folder / TASK, required=False)
     return ImageTask(folder, str(extra.get("name", folder.name)), str(extra.get("category", "unknown")), rig,
                      views_from, views, photo, goal_views, image, goal_image, camera, float(scale), view_depths,
-                     image_depth, goal_depth)
+                     image_depth, goal_depth, goal_view_depths, photo_depth)
 
 
 def load_oracle(folder: str | Path) -> Oracle:
@@ -201,11 +208,17 @@ def _read_json(path: Path, required: bool, why: str = "") -> dict[str, Any]:
     return data
 
 
+def _section(meta: dict[str, Any], key: str, path: Path, what: str) -> dict[str, Any]:
+    """The object ``meta[key]`` of ``cameras.json``; a one-line error saying what it must hold where it is absent."""
+    section = meta.get(key)
+    if not isinstance(section, dict):
+        raise TaskFolderError(f"{path}: {key} is missing; {what}")
+    return section
+
+
 def _rig(meta: dict[str, Any], path: Path) -> RigConfig:
-    rig = meta.get("input_rig")
-    if not isinstance(rig, dict):
-        raise TaskFolderError(f"{path}: input_rig is missing; name the input views' rig (elevation_deg, radius, "
-                              "fov_deg, azimuth_offset_deg)")
+    rig = _section(meta, "input_rig", path, "name the input views' rig (elevation_deg, radius, fov_deg, "
+                   "azimuth_offset_deg)")
     try:
         values = {k: float(rig[k]) for k in RIG_TOLERANCE}
     except (KeyError, TypeError, ValueError) as e:
@@ -216,10 +229,7 @@ def _rig(meta: dict[str, Any], path: Path) -> RigConfig:
 
 
 def _camera(meta: dict[str, Any], path: Path) -> Camera:
-    obs = meta.get("observation")
-    if not isinstance(obs, dict):
-        raise TaskFolderError(f"{path}: observation is missing; give the observation camera's width, height, K and "
-                              "world_to_cam")
+    obs = _section(meta, "observation", path, "give the observation camera's width, height, K and world_to_cam")
     try:
         K = np.asarray(obs["K"], dtype=np.float64)
         pose = np.asarray(obs["world_to_cam"], dtype=np.float64)
@@ -251,7 +261,8 @@ def _read_image(path: Path) -> np.ndarray:
         raise TaskFolderError(f"{path} is not a readable image ({type(e).__name__})") from None
 
 
-def _read_rgb(path: Path, size: tuple[int, int] | None, square: bool = False) -> np.ndarray:
+def _read_rgb(path: Path, size: tuple[int, int] | None, square: bool = False,
+              size_from: str = f"{CAMERAS} says the observation camera is") -> np.ndarray:
     """An 8-bit RGB image; RGBA is composited on the white background (a photo with its object cut out)."""
     img = _read_image(path)
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] not in (3, 4):
@@ -262,8 +273,8 @@ def _read_rgb(path: Path, size: tuple[int, int] | None, square: bool = False) ->
         white = np.asarray(BACKGROUND_RGB, np.float32) * 255.0
         img = np.round(img[..., :3] * alpha + white * (1 - alpha)).astype(np.uint8)
     if size is not None and img.shape[:2] != size:
-        raise TaskFolderError(f"{path} is {img.shape[1]}x{img.shape[0]} px, but {CAMERAS} says the observation camera "
-                              f"is {size[1]}x{size[0]}; resize it or fix the camera")
+        raise TaskFolderError(f"{path} is {img.shape[1]}x{img.shape[0]} px, but {size_from} {size[1]}x{size[0]}; "
+                              "give every image of a kind at one size")
     if square and img.shape[0] != img.shape[1]:
         raise TaskFolderError(f"{path} is {img.shape[1]}x{img.shape[0]} px; input views are square")
     return img
@@ -277,8 +288,35 @@ def _read_views(folder: Path, goal: bool) -> np.ndarray:
             what = "the goal's 4 input views" if goal else ("4 input views input_0..3.png (or photo.png with "
                                                             "views_from: zero123pp)")
             raise TaskFolderError(f"{path} is missing; a task needs {what}")
-        views.append(_read_rgb(path, views[0].shape[:2] if views else None, square=True))
+        views.append(_read_rgb(path, views[0].shape[:2] if views else None, square=True,
+                               size_from=f"{input_name(0, goal)} is"))
     return np.stack(views)
+
+
+def _read_view_depths(folder: Path, views: np.ndarray, cams: list[Camera], scale: float, goal: bool
+                      ) -> np.ndarray | None:
+    """The 4 input views' depth (all 4 or none: geometry is built from every view) in world units, or None."""
+    names = [input_name(k, goal) for k in range(VIEWS)]
+    present = [(folder / depth_name(n)).exists() for n in names]
+    if not any(present):
+        return None
+    if not all(present):
+        missing = depth_name(names[present.index(False)])
+        given = depth_name(names[present.index(True)])
+        raise TaskFolderError(f"{folder / missing} is missing, but {given} is there; give the depth of all "
+                              f"{VIEWS} {'goal ' if goal else ''}input views or of none")
+    return np.stack([_read_depth(folder, n, views[k], cams[k], scale) for k, n in enumerate(names)])
+
+
+def _refuse_stray_depth(folder: Path, views_from: str, has_goal_views: bool) -> None:
+    """A depth image beside no image of the folder is a mistake (a misspelt name, or input views' depth in a
+    ``zero123pp`` folder): say so instead of ignoring it."""
+    images = {INITIAL, GOAL} | ({PHOTO} if views_from == "zero123pp" else {input_name(k) for k in range(VIEWS)})
+    images |= {input_name(k, goal=True) for k in range(VIEWS)} if has_goal_views else set()
+    for path in sorted(folder.glob("*" + DEPTH_SUFFIX)):
+        if path.name not in {depth_name(n) for n in images}:
+            raise TaskFolderError(f"{path} is the depth of no image of this task (views_from: {views_from}); "
+                                  f"name it <image>{DEPTH_SUFFIX} beside its image, or remove it")
 
 
 def object_mask(image: np.ndarray) -> np.ndarray:
@@ -341,7 +379,8 @@ def _read_depth(folder: Path, image_name: str, rgb: np.ndarray, camera: Camera, 
 # -- writing ------------------------------------------------------------------------------------------------
 def write_task(folder: str | Path, *, rig: RigConfig, camera: Camera, views: np.ndarray, image: np.ndarray,
                goal_image: np.ndarray, goal_views: np.ndarray | None = None, view_depths: np.ndarray | None = None,
-               image_depth: np.ndarray | None = None, goal_depth: np.ndarray | None = None, metric_scale: float = 1.0,
+               image_depth: np.ndarray | None = None, goal_depth: np.ndarray | None = None,
+               goal_view_depths: np.ndarray | None = None, metric_scale: float = 1.0,
                task: dict[str, Any] | None = None, oracle: Oracle | None = None) -> Path:
     """Write a task folder (every file atomically; an existing folder of another kind is refused).
 
@@ -351,7 +390,8 @@ def write_task(folder: str | Path, *, rig: RigConfig, camera: Camera, views: np.
         views: the initial input views.  # [4, S, S, 3] uint8
         image, goal_image: the camera's views of the initial and goal states.  # [H, W, 3] uint8
         goal_views: the goal's input views, or None.  # [4, S, S, 3] uint8
-        view_depths, image_depth, goal_depth: camera-z depth in world units (inf: none), or None.  # [4, S, S] / [H, W]
+        view_depths, image_depth, goal_depth, goal_view_depths: camera-z depth in world units (inf: none), or
+            None.  # [4, S, S] / [H, W] / [H, W] / [4, S, S]
         metric_scale: metres per world unit (depth is written in millimetres).
         task: ``task.json``'s entries (category, name), or None.
         oracle: the true task (``oracle.json``), or None.
@@ -376,6 +416,8 @@ def write_task(folder: str | Path, *, rig: RigConfig, camera: Camera, views: np.
             png(input_name(k, goal=True), goal_views[k])
         if view_depths is not None:
             depth_png(input_name(k), view_depths[k])
+        if goal_views is not None and goal_view_depths is not None:
+            depth_png(input_name(k, goal=True), goal_view_depths[k])
     png(INITIAL, image)
     png(GOAL, goal_image)
     if image_depth is not None:

@@ -60,7 +60,8 @@ def export_task(env_id: str, seed: int, out: str | Path, rig: RigConfig, input_s
         info = scene.joints[k]
         scene.set_joint_states(task.goal)
         goal_frame = scene.render(twin.camera)
-        goal_inputs = np.stack([f.rgb for f in scene.render_views(cameras)]) if goal_views else None
+        goal_frames = scene.render_views(cameras) if goal_views else None
+        goal_rgb = None if goal_frames is None else np.stack([f.rgb for f in goal_frames])
         scene.set_joint_states(task.initial)
         frame = scene.render(twin.camera)
         inputs = scene.render_views(cameras)
@@ -73,8 +74,9 @@ def export_task(env_id: str, seed: int, out: str | Path, rig: RigConfig, input_s
                             else {})}, tuple(float(a) for a in axis))
         return write_task(
             out, rig=rig, camera=twin.camera, views=np.stack([f.rgb for f in inputs]), image=frame.rgb,
-            goal_image=goal_frame.rgb, goal_views=goal_inputs,
+            goal_image=goal_frame.rgb, goal_views=goal_rgb,
             view_depths=np.stack([f.depth for f in inputs]) if depth else None,
+            goal_view_depths=np.stack([f.depth for f in goal_frames]) if depth and goal_frames else None,
             image_depth=frame.depth if depth else None, goal_depth=goal_frame.depth if depth else None,
             task={"category": task.category, "name": f"{env_id} seed {seed}"}, oracle=oracle)
 

@@ -155,6 +155,8 @@ class TaskInference:
             if best is None or key < best:
                 best = key
         _, _, part, delta = best
+        if -best[0] <= 0.0:  # no move of any part explains a single changed pixel: no task, rather than a guess
+            return Inferred(None, None, 0.0, 0.0, count, scores)
         return Inferred(part, state.joints[part].type, delta, -best[0], count, scores)
 
 

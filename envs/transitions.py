@@ -105,13 +105,14 @@ class Transition(ABC):
     def evaluate(self, cfg: TaskConfig, distance: float, initial_distance: float) -> dict[str, Any]:
         """Success and the quantities the reward reads (``distance``: the observation's to the goal image)."""
 
-    @staticmethod
-    def progress_error(evaluation: dict[str, Any], distance: float) -> float:
-        """What the dense reward's progress is measured on: the joint error where there is a joint, else the image
-        distance to the goal image."""
-        return float(evaluation.get("joint_error", distance))
+    @abstractmethod
+    def progress_error(self, evaluation: dict[str, Any], distance: float) -> float:
+        """What the dense reward's progress is measured on, from :meth:`evaluate`'s result and the observation's
+        image distance to the goal image."""
 
     missed: bool = False
+    state: ArticulatedState | None = None  # the parts and joints of the imagined state (None: the transition has none)
+    task_part: int | None = None  # the index in ``state``'s joints of the task's part (None: none, or no parts)
 
     def render_current(self) -> CameraImages:
         """Render the current state in the camera as the observation (image and depth); returns the render."""
@@ -209,6 +210,10 @@ class ArticulatedTransition(Transition):
         """From the imagined task joint (:func:`~partrm_gym.envs.task.evaluate_joint`, the twin's rule)."""
         return evaluate_joint(cfg, self.readout())
 
+    def progress_error(self, evaluation: dict[str, Any], distance: float) -> float:
+        """The joint error |fraction - goal fraction|, as in the twin."""
+        return float(evaluation["joint_error"])
+
     def close(self) -> None:
         super().close()
         self.state = None
@@ -278,9 +283,12 @@ class RegenerateTransition(Transition):
         """``is_success`` from the image distance to the goal image (:func:`~partrm_gym.envs.task.image_success`)."""
         return {"is_success": image_success(cfg, distance, initial_distance)}
 
+    def progress_error(self, evaluation: dict[str, Any], distance: float) -> float:
+        """The image distance to the goal image: there is no joint to measure."""
+        return float(distance)
+
 
 TRANSITIONS: dict[str, type[Transition]] = {t.name: t for t in (ArticulatedTransition, RegenerateTransition)}
-
 
 
 def depth_geometry(request: ResetRequest, model: WorldModel) -> np.ndarray:

@@ -150,12 +150,12 @@ class PartRMEnv(ArticulatedTaskEnv):
     @property
     def state(self) -> ArticulatedState | None:
         """The articulated transition's imagined state: parts and joints (None in the regenerate transition)."""
-        return getattr(self.transition, "state", None)
+        return self.transition.state
 
     @property
     def task_part(self) -> int | None:
         """The index in :attr:`state`'s joints of the task's part (None: none was found, or no parts)."""
-        return getattr(self.transition, "task_part", None)
+        return self.transition.task_part
 
     # -- gymnasium API ------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:

@@ -16,17 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from partrm_gym.io import path_kind
 from partrm_gym.model.checkpoint import CheckpointError
 from partrm_gym.model.config import ModelConfig
 
 LGM_PREFIXES = ("unet.", "conv.")
 RELEASED_DRAG_PREFIXES = ("unet.drag_position_net.", "unet.conv_merges.", "unet.alpha")
 WHERE_PUBLISHED = ("LGM's weights are published in the 3DTopia/LGM release on Hugging Face "
-                   "(ashawkey/LGM, model_fp16_fixrot.safetensors)")
+                   "(ashawkey/LGM, model_fp16_fixrot.safetensors); a checkpoint with PartRM's released drag modules "
+                   "(drag_embedding: released) is PartRM's own, announced in the GasaiYU/PartRM repository")
 LGM_FOVY = 49.1
 
 
@@ -94,16 +96,33 @@ def check_lgm_keys(model: torch.nn.Module, found: Mapping[str, Sequence[int]], s
     return list(found)
 
 
-def read_lgm_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """All tensors of a safetensors file, as stored (fp16 for LGM's release); one-line errors naming the file."""
+def _unreadable(path: Path, error: Exception) -> LGMWeightsError:
+    return LGMWeightsError(f"{path} is not a readable safetensors file ({' '.join(str(error).split())}); only "
+                           f"safetensors are read (no pickled .ckpt/.pt); {WHERE_PUBLISHED}")
+
+
+def check_lgm_file(path: str | Path) -> Path:
+    """Refuse a path that is not a readable safetensors file, reading only its header: a training run calls it
+    before loading data, so a mistyped ``init_from: lgm:PATH`` fails in a second, not after minutes."""
     path = Path(path)
     if not path.is_file():
-        raise LGMWeightsError(f"{path}: no such LGM weights file; {WHERE_PUBLISHED}")
+        what = ": no such LGM weights file" if not path.exists() else f" is {path_kind(path)}, not an LGM weights file"
+        raise LGMWeightsError(f"{path}{what}; {WHERE_PUBLISHED}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            f.keys()
+    except (SafetensorError, OSError, ValueError) as e:
+        raise _unreadable(path, e) from None
+    return path
+
+
+def read_lgm_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """All tensors of a safetensors file, as stored (fp16 for LGM's release); one-line errors naming the file."""
+    path = check_lgm_file(path)
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
-        raise LGMWeightsError(f"{path} is not a readable safetensors file ({' '.join(str(e).split())}); only "
-                              f"safetensors are read (no pickled .ckpt/.pt); {WHERE_PUBLISHED}") from None
+        raise _unreadable(path, e) from None
 
 
 def load_lgm_weights(model: torch.nn.Module, path: str | Path, progress: bool = True) -> LoadReport:

@@ -133,6 +133,29 @@ def _camera_away(data):
     data["observation"]["world_to_cam"] = [[1, 0, 0, 0], [0, -1, 0, 0], [0, 0, -1, -1.5], [0, 0, 0, 1]]
 
 
+def _camera_aside(data):
+    """The camera moved 3 units sideways: the object's centre projects far outside the image."""
+    data["observation"]["world_to_cam"][0][3] += 3.0
+
+
+def _zero123pp_without_photo(folder):
+    for k in range(4):
+        (folder / f"input_{k}.png").unlink()
+        (folder / f"input_{k}.depth.png").unlink()
+    _rewrite_json(folder, "cameras.json", lambda d: d.update(views_from="zero123pp"))
+
+
+def _zero123pp_photo(folder, photo):
+    _zero123pp_without_photo(folder)
+    _png(folder, "photo.png", photo)
+
+
+def _goal_views_at(folder, side):
+    for k in range(4):
+        _png(folder, f"goal_input_{k}.png", np.zeros((side, side, 3), np.uint8))
+        (folder / f"goal_input_{k}.depth.png").unlink()
+
+
 BAD_FOLDERS = [
     ("missing view", lambda f: (f / "input_2.png").unlink(), "input_2.png is missing"),
     ("wrong size", lambda f: _png(f, "input_1.png", np.zeros((8, 8, 3), np.uint8)), "input_1.png is 8x8"),
@@ -156,6 +179,29 @@ BAD_FOLDERS = [
      "initial.depth.png is inconsistent with initial.png"),
     ("depth unit", lambda f: _png(f, "goal.depth.png", (iio.imread(f / "goal.depth.png") // 1000).astype(np.uint16)),
      "check the depth unit"),
+    ("depth missing inside", lambda f: _png(f, "initial.depth.png", np.zeros((32, 32), np.uint16)),
+     "depth covers 0 of the"),
+    ("some views' depth", lambda f: (f / "input_2.depth.png").unlink(),
+     "input_2.depth.png is missing, but input_0.depth.png is there"),
+    ("stray depth", lambda f: _png(f, "input_7.depth.png", np.zeros((16, 16), np.uint16)), "the depth of no image"),
+    ("goal views' depth", lambda f: _png(f, "goal_input_1.depth.png", np.full((16, 16), 1500, np.uint16)),
+     "goal_input_1.depth.png is inconsistent with goal_input_1.png"),
+    ("one goal view wrong", lambda f: _png(f, "goal_input_3.png", np.zeros((8, 8, 3), np.uint8)),
+     "goal_input_3.png is 8x8 px, but goal_input_0.png is 16x16"),
+    ("goal views' size", lambda f: _goal_views_at(f, 8), "goal_input_0.png: 8 px, but the input views are 16 px"),
+    ("some goal views", lambda f: (f / "goal_input_0.png").unlink(), "goal_input_0.png is missing"),
+    ("views_from", lambda f: _rewrite_json(f, "cameras.json", lambda d: d.update(views_from="phone")),
+     "views_from must be one of"),
+    ("no photo", _zero123pp_without_photo, "photo.png is missing"),
+    ("photo not square", lambda f: _zero123pp_photo(f, np.zeros((16, 12, 3), np.uint8)), "input views are square"),
+    ("camera aside", lambda f: _rewrite_json(f, "cameras.json", _camera_aside), "lies outside the image"),
+    ("no observation", lambda f: _rewrite_json(f, "cameras.json", lambda d: d.pop("observation")),
+     "observation is missing"),
+    ("K", lambda f: _rewrite_json(f, "cameras.json", lambda d: d["observation"].update(K=[[1, 0], [0, 1]])),
+     "K must be 3x3"),
+    ("rig numbers", lambda f: _rewrite_json(f, "cameras.json", lambda d: d["input_rig"].update(radius="far")),
+     "input_rig needs numbers"),
+    ("task.json", lambda f: (f / "task.json").write_text("[1, 2]"), "task.json: expected a JSON object"),
 ]
 
 
@@ -167,6 +213,21 @@ def test_every_bad_folder_is_one_line_naming_the_file(exported, tmp_path, name, 
         load_task(folder)
     text = str(error.value)
     assert message in text and "\n" not in text and str(folder) in text
+
+
+def test_a_malformed_oracle_is_one_line_naming_it(exported, tmp_path, model):
+    folder = copy_task(exported, tmp_path)
+    _rewrite_json(folder, "oracle.json", lambda d: d.pop("limits"))
+    load_task(folder)  # the side file is read only when asked for
+    with pytest.raises(TaskFolderError) as error:
+        PartRMImagesEnv(task_dir=folder, world_model=model, goal_from="side_file")
+    assert "oracle.json: malformed" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_every_image_of_a_folder_may_have_depth(exported):
+    task = load_task(exported)
+    assert task.goal_view_depths is not None and task.goal_view_depths.shape == task.view_depths.shape
+    assert np.isfinite(task.goal_view_depths).any() and task.photo_depth is None
 
 
 def test_folder_errors_at_gym_make(exported, tmp_path, model):
@@ -184,6 +245,7 @@ def test_folder_errors_at_gym_make(exported, tmp_path, model):
         PartRMImagesEnv(task_dir=folder, world_model=model, goal_from="side_file")
     for k in range(4):
         (folder / f"goal_input_{k}.png").unlink()
+        (folder / f"goal_input_{k}.depth.png").unlink()
     with pytest.raises(UserError, match="goal_input_0.png is missing"):
         PartRMImagesEnv(task_dir=folder, world_model=model, transition="regenerate")
     with pytest.raises(UserError, match="come from the task folder"):
@@ -319,3 +381,58 @@ def test_with_depth_the_geometry_comes_from_the_cameras(exported, model):
     assert not torch.allclose(rgb.state.base.means, rgbd.state.base.means)
     with pytest.raises(ValueError, match="geometry must be splatter images"):
         model.predict_articulated(request.views, geometry=geometry[:, :, :, :4])
+
+
+def test_the_image_env_evaluates_and_takes_pixel_drags_like_the_others(exported, model):
+    env = PartRMImagesEnv(task_dir=exported, world_model=model, depth="off", control_mode="pixel_drag")
+    _, info = env.reset(seed=0)
+    evaluation = env.evaluate()
+    assert {"is_success", "joint_fraction", "goal_fraction"} <= set(evaluation)
+    assert evaluation["joint_fraction"] == info["joint_fraction"]
+    _, reward, _, _, info = env.step(np.array([0.0, 0.0, 0.5, 0.0], np.float32))
+    assert np.isfinite(reward) and env.evaluate()["joint_fraction"] == info["joint_fraction"]
+
+
+def test_export_task_command_writes_a_folder_the_env_reads(tmp_path, model, capsys):
+    from partrm_gym.app.cli import main
+    from partrm_gym.model.checkpoint import save_checkpoint
+
+    save_checkpoint(model.network, MINI, tmp_path / "mini")
+    out = tmp_path / "task"
+    assert main(["export-task", "--env", "PartRMSim-Drawer-v0", "--seed", "7", "--split", "test", "--out", str(out),
+                 "--model", str(tmp_path / "mini"), "--no-depth"]) == 0
+    assert "oracle.json" in capsys.readouterr().out
+    task = load_task(out)
+    assert task.view_depths is None and task.image_depth is None and task.oracle().source["seed"] == 7
+    assert task.views.shape[1] == MINI.input_size
+    assert main(["export-task", "--env", "PartRM-Images-v0", "--seed", "7", "--out", str(tmp_path / "x")]) == 2
+    assert "export takes a twin's task" in capsys.readouterr().err
+
+
+def test_export_of_a_real_object_part(tmp_path, model, partnet_root):
+    folder = partnet_root / "StorageFurniture" / "45261"
+    out = export_task("PartRMSim-Articulated-v0", 3, tmp_path / "real", model.rig, model.input_size,
+                      partnet=folder, joint=1, resolution=32)
+    oracle = load_task(out).oracle()
+    assert oracle.joint == 1 and oracle.source["partnet_folder"] == str(folder) and oracle.range > 0
+    assert oracle.axis is not None and abs(np.linalg.norm(oracle.axis) - 1.0) < 1e-6
+    env = PartRMImagesEnv(task_dir=out, world_model=model, goal_from="side_file", depth="off")
+    _, info = env.reset(seed=0)
+    assert info["joint_limits"] == oracle.limits
+
+
+def test_bench_images_last_line(tmp_path, model, capsys):
+    import argparse
+
+    from partrm_gym.app.bench.images import bench_images
+    from partrm_gym.model.checkpoint import save_checkpoint
+
+    save_checkpoint(model.network, MINI, tmp_path / "mini")
+    args = argparse.Namespace(episodes=1, steps=1, model=str(tmp_path / "mini"), out=str(tmp_path / "images.md"),
+                              partnet=None)
+    bench_images(args)
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    pattern = (r"images: tasks=1 goal_error_median=\S+ agreement_known=\S+ agreement_rgb=\S+ agreement_depth=\S+$")
+    assert __import__("re").match(pattern, last), last
+    report = (tmp_path / "images.md").read_text()
+    assert "| known goal |" in report and "| images RGB-D |" in report

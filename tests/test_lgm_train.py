@@ -99,3 +99,29 @@ def test_shipped_lgm_configs():
     assert data.rig.canonical_elevation_deg == 0.0 and data.input_resolution == model.input_size == 256
     assert data.splatter_resolution == model.output_size and data.rig.radius == model.rig_radius
     check_data_fits_model(data, model, "data/paper")
+
+
+def test_a_bad_lgm_path_fails_before_the_data_is_read(tmp_path, capsys):
+    """`init_from: lgm:PATH` is checked first: the run's data folder does not even exist here."""
+    from partrm_gym.app.cli import main
+
+    config = train_config(tmp_path, "run", stage=1, init_from=f"lgm:{tmp_path / 'nope.safetensors'}",
+                          data=str(tmp_path / "no_data"))
+    assert main(["train", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nope.safetensors: no such LGM weights file" in err and "ashawkey/LGM" in err
+    config = train_config(tmp_path, "run2", stage=1, init_from=f"lgm:{tmp_path}", data=str(tmp_path / "no_data"))
+    assert main(["train", str(config)]) == 2
+    assert "is a folder, not an LGM weights file" in capsys.readouterr().err
+
+
+def test_python_m_train_reports_user_errors_in_one_line(tmp_path):
+    """What torchrun launches prints the same one-line error as `partrm-gym train`, with no traceback."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "partrm_gym.train", str(tmp_path / "missing.yaml")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("partrm-gym train: error:") and "missing.yaml" in lines[0]

@@ -76,3 +76,21 @@ def test_bad_configs():
                     up_channels=(16, 8), up_attention=(False, False))
     with pytest.raises(ValueError, match="divisible"):
         ModelConfig(input_size=60)
+
+
+def test_bench_model_times_each_config_and_batch(tmp_path, capsys):
+    import argparse
+
+    from partrm_gym.app.bench.model import bench_model
+    from partrm_gym.config import save_config
+
+    save_config(MINI, tmp_path / "mini.yaml")
+    args = argparse.Namespace(configs=[str(tmp_path / "mini.yaml")], batches=[1, 2], repeats=1, device="cpu",
+                              out=str(tmp_path / "model.md"))
+    text = bench_model(args)
+    rows = [line for line in text.splitlines() if line.startswith("| mini |")]
+    assert len(rows) == 2 and all("16² → 8²" in r for r in rows)
+    assert [r.split("|")[5].strip() for r in rows] == ["1", "2"]
+    params = sum(p.numel() for p in PartRM(MINI).parameters())
+    assert f"{params / 1e6:.2f} M" in rows[0]
+    assert "bench model --configs" in (tmp_path / "model.md").read_text()

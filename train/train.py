@@ -39,7 +39,7 @@ from partrm_gym.io import atomic_write_image, atomic_write_json, check_output_fo
 from partrm_gym.metrics import psnr
 from partrm_gym.model.checkpoint import load_checkpoint, save_checkpoint
 from partrm_gym.model.config import ModelConfig
-from partrm_gym.model.lgm_weights import load_lgm_weights
+from partrm_gym.model.lgm_weights import check_lgm_file, load_lgm_weights
 from partrm_gym.model.networks import build_network
 from partrm_gym.plotting import image_grid, to_uint8_image
 from partrm_gym.provenance import git_commit, provenance
@@ -420,6 +420,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(TrainConfig, args.config)
     cfg = apply_overrides(cfg, out=args.out, data=args.data, steps=args.steps, init_from=args.init_from)
     check_output_folder(cfg.out, "out (the run folder)")
+    if cfg.init_from and cfg.init_from.startswith(LGM_INIT_PREFIX):
+        check_lgm_file(cfg.init_from[len(LGM_INIT_PREFIX):])  # before minutes of loading data
 
     # -- processes and devices
     procs = setup_processes(cfg)

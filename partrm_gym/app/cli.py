@@ -13,20 +13,16 @@ as well. Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from partrm_gym.errors import UserError
+from partrm_gym.errors import DEBUG_ENV, USAGE_EXIT, run_reporting_user_errors
 from partrm_gym.io import check_output_file, check_output_folder
 from partrm_gym.registration import ENV_CATEGORIES
 from partrm_gym.threads import THREADS_ENV, set_threads
 
 PROG = "partrm-gym"
-USAGE_EXIT = 2
-DEBUG_ENV = "PARTRM_GYM_DEBUG"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -221,6 +217,14 @@ def _bench_arguments(p: argparse.ArgumentParser) -> None:
                         "(default: the env's, 0; 10 is the measured setting)")
 
 
+def _bench_model_arguments(p: argparse.ArgumentParser) -> None:
+    _bench_arguments(p)
+    p.add_argument("--configs", nargs="+", default=None, metavar="CONFIG",
+                   help="model configs (shipped names or YAML files; default: model/tiny model/base)")
+    p.add_argument("--batches", nargs="+", type=positive_int, default=None, metavar="B",
+                   help="batch sizes, each of 4 views (default: 1 16)")
+
+
 def _bench_gpu_arguments(p: argparse.ArgumentParser) -> None:
     _bench_arguments(p)
     p.add_argument("--dry-run", action="store_true",
@@ -284,6 +288,8 @@ COMMANDS: tuple[Command, ...] = (
             _bench_arguments, out="report"),
     Command("bench render", "rasterizer speed, forward and backward", f"{BENCH}.render:bench_render",
             _bench_arguments, out="report"),
+    Command("bench model", "one forward of the world-model network per model config and batch size",
+            f"{BENCH}.model:bench_model", _bench_model_arguments, out="report"),
     Command("bench sim", "PyBullet loading and rendering speed", f"{BENCH}.sim:bench_sim", _bench_arguments,
             out="report"),
     Command("bench pipeline", "dataset generation and training speed per stage", f"{BENCH}.pipeline:bench_pipeline",
@@ -340,29 +346,15 @@ def _check_outputs(args: argparse.Namespace) -> None:
         (check_output_folder if kind == "folder" else check_output_file)(out)
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    if isinstance(error, OSError) and error.filename and str(error.filename) not in text:
-        text = f"{error.filename}: {text}"
-    return " ".join(text.split())
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
-    try:
+
+    def run() -> int:
         _check_outputs(args)
         set_threads(args.threads)  # every command runs with a deliberate thread count (imports torch)
         return _run(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (UserError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
-        # What the user gave is wrong (a path that is not there or not usable): say so in one line.
-        if debug:
-            traceback.print_exc()
-        print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
-        return USAGE_EXIT
+
+    return run_reporting_user_errors(run, PROG, debug=args.debug)
 
 
 if __name__ == "__main__":
