@@ -52,7 +52,9 @@ VIEWS_FROM = ("files", "zero123pp")
 RIG_TOLERANCE = {"elevation_deg": 0.5, "radius": 0.01, "fov_deg": 0.5, "azimuth_offset_deg": 0.5}
 OBJECT_RADIUS = 0.5  # world units: every state of the object fits this sphere around the origin
 BACKGROUND_TOLERANCE = 5  # grey levels: a pixel this close to the background shows no object
-DEPTH_AGREEMENT = 0.9  # share of an image's object pixels that must have depth, and of its depth pixels on the object
+# share of an image's object pixels that must have depth, and of its depth points inside the object's sphere
+DEPTH_AGREEMENT = 0.9
+SPHERE_MARGIN = 1.1  # depth points may lie this factor beyond OBJECT_RADIUS (a user's frame is not exact)
 
 
 class TaskFolderError(UserError, ValueError):
@@ -355,17 +357,12 @@ def _read_depth(folder: Path, image_name: str, rgb: np.ndarray, camera: Camera, 
 
     depth = np.where(raw > 0, raw.astype(np.float32) / 1000.0 / metric_scale, np.inf).astype(np.float32)
     has_depth, on_object = np.isfinite(depth), object_mask(rgb).astype(np.uint8)
-    # edge pixels are part object, part background (an antialiased image), so only the object's inside must have
-    # depth and depth may reach one pixel past it
-    kernel = np.ones((3, 3), np.uint8)
-    inside, near = cv2.erode(on_object, kernel).astype(bool), cv2.dilate(on_object, kernel).astype(bool)
-    if (has_depth & inside).sum() < DEPTH_AGREEMENT * inside.sum() or (has_depth & near).sum() < (
-            DEPTH_AGREEMENT * has_depth.sum()):
+    # edge pixels are part object, part background (an antialiased image), so only the object's inside must have depth
+    inside = cv2.erode(on_object, np.ones((3, 3), np.uint8)).astype(bool)
+    if (has_depth & inside).sum() < DEPTH_AGREEMENT * inside.sum():
         raise TaskFolderError(f"{path} is inconsistent with {image_name}: depth covers "
-                              f"{int((has_depth & inside).sum())} of the {int(inside.sum())} pixels inside the object "
-                              "and lies on "
-                              f"{int((has_depth & ~near).sum())} background pixels; depth must be where the object "
-                              "is, 0 elsewhere")
+                              f"{int((has_depth & inside).sum())} of the {int(inside.sum())} pixels inside the object; "
+                              "depth must be where the object is, 0 elsewhere")
     centre_depth = float(camera.project(np.zeros(3))[1])
     values = depth[has_depth]
     if len(values) and not (centre_depth - 2 * OBJECT_RADIUS <= float(np.median(values)) <= centre_depth
@@ -373,6 +370,15 @@ def _read_depth(folder: Path, image_name: str, rgb: np.ndarray, camera: Camera, 
         raise TaskFolderError(f"{path}: median depth {np.median(values) * metric_scale:.3f} m, but the object's centre "
                               f"is {centre_depth * metric_scale:.3f} m from this camera; check the depth unit "
                               "(millimetres) and metric_scale in cameras.json")
+    # every surface the camera measures is the object's, so it lies in the sphere that holds the object (the frame's
+    # convention); colour cannot tell a white part of the object from the white background, its place can
+    rows, cols = np.nonzero(has_depth)
+    radius = np.linalg.norm(camera.backproject(np.stack([cols + 0.5, rows + 0.5], axis=1), depth[rows, cols]), axis=1)
+    outside = int((radius > OBJECT_RADIUS * SPHERE_MARGIN).sum())
+    if outside > (1 - DEPTH_AGREEMENT) * len(radius):
+        raise TaskFolderError(f"{path} is inconsistent with {image_name}: {outside} of its {len(radius)} depth pixels "
+                              f"lie outside the sphere of radius {OBJECT_RADIUS} around the origin that holds the "
+                              "object; depth must be where the object is, 0 elsewhere (and registered to its image)")
     return depth
 
 

@@ -20,7 +20,10 @@ start (0): the absolute start is unknowable from images.
 * **RGB-D** (the camera's depth of both views): the share of the changed pixels of the first view, lifted by the
   camera's own depth and moved, that land within a pixel's footprint of the goal view's changed pixels lifted by its
   depth: a 1-D registration of the two views' moving surfaces in metric 3D, which the reconstruction's blur cannot
-  bias.
+  bias. Because a wrong motion cannot register the surfaces, RGB-D also tries each part the head calls hinged as a
+  drawer sliding along the object frame's front (+x, where parts open: docs/conventions.md) and keeps whichever
+  joint explains more; with RGB alone the change masks are too loose to choose between motions (measured: real doors
+  taken for drawers), so the head's joint type stands.
 
 **Success without known limits.** The twin counts a task solved when the joint is within ``joint_success_tolerance``
 (0.1) of its range from the goal, and its goals lie at least ``min_goal_change`` (0.4) of the range from the start;
@@ -46,6 +49,7 @@ from partrm_gym.articulation import (
     DEFAULT_REVOLUTE_RANGE,
     MIN_VISIBLE_OPACITY,
     ArticulatedState,
+    PartJoint,
     nearest_surface_labels,
 )
 from partrm_gym.cameras import Camera
@@ -66,6 +70,10 @@ class InferenceConfig:
     revolute_steps: tuple[float, float, int] = (np.radians(3.0), np.radians(150.0), 50)
     refine_samples: int = 11  # a finer grid between the best coarse value's neighbours
     min_change_pixels: int = 4  # fewer changed pixels between the two views: no task can be inferred
+    drawer_hypothesis: bool = True  # RGB-D: also try each hinged part as a drawer along the front (+x)
+
+
+FRONT = np.array([1.0, 0.0, 0.0])  # the object frame's front, where parts open (docs/conventions.md)
 
 
 @dataclass
@@ -77,7 +85,9 @@ class Inferred:
     goal: float  # relative to the start
     score: float  # the best (part, δ)'s score (RGB: in [0, 2]; RGB-D: in [0, 1]; higher explains more of the change)
     changed_pixels: int  # pixels that change between the two views
-    scores: list[tuple[int, float, float]] = field(default_factory=list)  # (part, δ, score) of each part's best
+    scores: list[tuple[int, str, float, float]] = field(default_factory=list)  # (part, joint type, δ, score): the
+    # best of each part's joint hypotheses
+    joint: PartJoint | None = None  # the winning joint (the head's, or the drawer hypothesis), before its terms
 
     def info(self) -> dict[str, Any]:
         return {"inferred_task_part": self.part, "inferred_joint_type": self.joint_type,
@@ -102,7 +112,7 @@ class TaskInference:
         inferred = self.search(state, camera, image, goal_image, current_view, depths)
         terms = self.implied_terms(inferred.goal)
         if inferred.part is not None:
-            joint = state.joints[inferred.part]
+            state.joints[inferred.part] = joint = inferred.joint  # the head's own, or the drawer hypothesis
             far = max(terms.limits[1] - terms.limits[0],
                       (DEFAULT_REVOLUTE_RANGE if joint.type == "revolute" else DEFAULT_PRISMATIC_RANGE)[1])
             joint.lower, joint.upper = terms.limits[0], terms.limits[0] + far  # one-sided: the far side stays open
@@ -120,8 +130,8 @@ class TaskInference:
     def search(self, state: ArticulatedState, camera: Camera, image: np.ndarray, goal_image: np.ndarray,
                current_view: CameraImages | None = None, depths: tuple[np.ndarray, np.ndarray] | None = None
                ) -> Inferred:
-        """The (part, δ) that best explains the change from ``image`` to ``goal_image`` (H, W, 3) uint8 in ``camera``
-        (module docstring); ``depths``: the camera's depth of both views (H, W), inf where none (RGB-D)."""
+        """The (part, joint, δ) that best explains the change from ``image`` to ``goal_image`` (H, W, 3) uint8 in
+        ``camera`` (module docstring); ``depths``: the camera's depth of both views (H, W), inf where none (RGB-D)."""
         wanted = changed_pixels(image, goal_image)
         if depths is not None:
             wanted |= depth_changed(*depths, pixel_footprint(camera))
@@ -133,31 +143,46 @@ class TaskInference:
         else:
             view = current_view if current_view is not None else render_images(state.gaussians(), [camera])
             score = ChangeScore(state, camera, image, goal_image, wanted, view.depth[0])
-        best: tuple[float, float, int, float] | None = None  # (-score, |δ|, part, δ)
+        best: tuple[tuple[float, float, int, float], PartJoint] | None = None  # ((-score, |δ|, part, δ), joint)
         scores = []
-        for part, joint in enumerate(state.joints):
-            low, high, n = self.cfg.revolute_steps if joint.type == "revolute" else self.cfg.prismatic_steps
-            magnitudes = np.linspace(low, high, n)
-            deltas = np.concatenate([-magnitudes[::-1], magnitudes])
-            if joint.type == "prismatic":  # a drawer closes at most as far as it sticks out
-                deltas = deltas[deltas >= -(protrusion(state, part) + pixel_footprint(camera))]
-            values = score(state, part, deltas)
-            k = int(np.argmax(values))
-            step = magnitudes[1] - magnitudes[0] if n > 1 else low
-            fine = np.linspace(deltas[k] - step, deltas[k] + step, self.cfg.refine_samples)
-            fine = fine[np.abs(fine) >= low / 2]  # never zero: a task moves its part
-            fine_values = score(state, part, fine)
-            j = int(np.argmax(fine_values))
-            delta, value = ((float(fine[j]), float(fine_values[j])) if fine_values[j] > values[k]
-                            else (float(deltas[k]), float(values[k])))
-            scores.append((part, delta, value))
-            key = (-value, abs(delta), part, delta)
-            if best is None or key < best:
-                best = key
-        _, _, part, delta = best
-        if -best[0] <= 0.0:  # no move of any part explains a single changed pixel: no task, rather than a guess
+        for part, head in enumerate(state.joints):
+            for joint in self.hypotheses(head, metric=depths is not None):
+                delta, value = self._best_move(state, camera, score, part, joint)
+                scores.append((part, joint.type, delta, value))
+                key = (-value, abs(delta), part, delta)
+                if best is None or key < best[0]:  # a tie keeps the earlier: the head's joint before a hypothesis
+                    best = (key, joint)
+        (negative_score, _, part, delta), joint = best
+        if -negative_score <= 0.0:  # no move of any part explains a single changed pixel: no task, rather than a guess
             return Inferred(None, None, 0.0, 0.0, count, scores)
-        return Inferred(part, state.joints[part].type, delta, -best[0], count, scores)
+        return Inferred(part, joint.type, delta, -negative_score, count, scores, joint)
+
+    def hypotheses(self, head: PartJoint, metric: bool) -> list[PartJoint]:
+        """The joints a part is tried with: the head's, and with a metric score (RGB-D) a hinged part also as a
+        drawer along the front (module docstring)."""
+        if not (metric and self.cfg.drawer_hypothesis and head.type == "revolute"):
+            return [head]
+        return [head, PartJoint("prismatic", FRONT, head.pivot, head.lower, head.upper, head.start, head.value)]
+
+    def _best_move(self, state: ArticulatedState, camera: Camera, score: ChangeScore | RegistrationScore, part: int,
+                   joint: PartJoint) -> tuple[float, float]:
+        """(δ, score) of the best displacement of ``part`` along ``joint``: a coarse grid both ways, then a finer one
+        around its best."""
+        low, high, n = self.cfg.revolute_steps if joint.type == "revolute" else self.cfg.prismatic_steps
+        magnitudes = np.linspace(low, high, n)
+        deltas = np.concatenate([-magnitudes[::-1], magnitudes])
+        if joint.type == "prismatic":  # a drawer closes at most as far as it sticks out
+            deltas = deltas[deltas >= -(protrusion(state, part, joint.axis) + pixel_footprint(camera))]
+        values = score(joint, part, deltas)
+        k = int(np.argmax(values))
+        step = magnitudes[1] - magnitudes[0] if n > 1 else low
+        fine = np.linspace(deltas[k] - step, deltas[k] + step, self.cfg.refine_samples)
+        fine = fine[np.abs(fine) >= low / 2]  # never zero: a task moves its part
+        fine_values = score(joint, part, fine)
+        j = int(np.argmax(fine_values))
+        if fine_values[j] > values[k]:
+            return float(fine[j]), float(fine_values[j])
+        return float(deltas[k]), float(values[k])
 
 
 def pixel_footprint(camera: Camera) -> float:
@@ -172,12 +197,13 @@ def depth_changed(before: np.ndarray, after: np.ndarray, tolerance: float) -> np
     return (a != b) | (a & b & (np.abs(np.where(a, before, 0.0) - np.where(b, after, 0.0)) > tolerance))
 
 
-def protrusion(state: ArticulatedState, part: int) -> float:
-    """How far ``part`` sticks out of the rest of the state along its axis (>= 0; its 98th percentiles compared):
-    how far a prismatic part can close."""
+def protrusion(state: ArticulatedState, part: int, axis: np.ndarray | None = None) -> float:
+    """How far ``part`` sticks out of the rest of the state along ``axis`` (default: its joint's; >= 0, their 98th
+    percentiles compared): how far a prismatic part can close."""
     g = state.gaussians()
     visible = (g.opacities[0] > MIN_VISIBLE_OPACITY).cpu().numpy()
-    along = g.means[0].detach().cpu().numpy().astype(np.float64) @ state.joints[part].axis
+    axis = state.joints[part].axis if axis is None else axis
+    along = g.means[0].detach().cpu().numpy().astype(np.float64) @ axis
     labels = state.labels.cpu().numpy()
     on, rest = along[visible & (labels == part)], along[visible & (labels != part)]
     if len(on) == 0 or len(rest) == 0:
@@ -215,12 +241,13 @@ class ChangeScore:
         self.labels = part_of_points(state, self.points, PART_REACH_PX * pixel_footprint(camera))
         self.colors = image[rows, cols].astype(np.int16)
 
-    def __call__(self, state: ArticulatedState, part: int, deltas: np.ndarray) -> np.ndarray:
-        iou = self.splats.change_iou(part, deltas, self.wanted)
+    def __call__(self, joint: PartJoint, part: int, deltas: np.ndarray) -> np.ndarray:
+        """(K,) scores of moving ``part`` by each of ``deltas`` along ``joint``."""
+        iou = self.splats.change_iou(joint, part, deltas, self.wanted)
         if len(self.points) == 0:
             return iou
         cam = self.camera
-        uv, z = cam.project(state.joints[part].move_points(self.points, np.asarray(deltas, dtype=np.float64)))
+        uv, z = cam.project(joint.move_points(self.points, np.asarray(deltas, dtype=np.float64)))
         inside = (z > 0) & (uv[..., 0] >= 0) & (uv[..., 0] < cam.width) & (uv[..., 1] >= 0) & (uv[..., 1] < cam.height)
         rows, cols = cam.pixel_index(np.nan_to_num(uv))
         same = np.abs(self.goal[rows, cols] - self.colors[None]).max(-1) <= CHANGE_THRESHOLD
@@ -238,11 +265,12 @@ class RegistrationScore:
         self.tolerance = pixel_footprint(camera)
         self.labels = part_of_points(state, self.before, PART_REACH_PX * self.tolerance)
 
-    def __call__(self, state: ArticulatedState, part: int, deltas: np.ndarray) -> np.ndarray:
+    def __call__(self, joint: PartJoint, part: int, deltas: np.ndarray) -> np.ndarray:
+        """(K,) scores of moving ``part`` by each of ``deltas`` along ``joint``."""
         on = self.labels == part
         if not on.any() or len(self.after) == 0:
             return np.zeros(len(deltas))
-        moved = torch.as_tensor(state.joints[part].move_points(self.before[on], np.asarray(deltas, dtype=np.float64)))
+        moved = torch.as_tensor(joint.move_points(self.before[on], np.asarray(deltas, dtype=np.float64)))
         nearest = torch.cdist(moved, self.after[None].expand(len(deltas), -1, -1)).min(-1).values
         return (nearest <= self.tolerance).double().sum(1).numpy() / len(self.before)
 
@@ -255,7 +283,7 @@ class PointSplats:
     def __init__(self, state: ArticulatedState, camera: Camera) -> None:
         g = state.gaussians()
         visible = (g.opacities[0] > MIN_VISIBLE_OPACITY).cpu().numpy()
-        self.camera, self.state = camera, state
+        self.camera = camera
         self.means = g.means[0].detach().cpu().numpy().astype(np.float64)
         self.colors = g.colors[0].detach().cpu().numpy().astype(np.float64)
         self.labels = state.labels.cpu().numpy()
@@ -285,23 +313,23 @@ class PointSplats:
         color[torch.as_tensor(flat)[winner]] = torch.as_tensor(colors[point[winner.numpy()]])
         return depth.view(K, H * W).numpy(), color.view(K, H * W, 3).numpy()
 
-    def images(self, part: int, deltas: np.ndarray) -> np.ndarray:
-        """(K, H·W, 3) colours in [0, 1] of the state with ``part`` moved by each of ``deltas`` (K,) (white where
-        nothing is drawn)."""
+    def images(self, joint: PartJoint, part: int, deltas: np.ndarray) -> np.ndarray:
+        """(K, H·W, 3) colours in [0, 1] of the state with ``part`` moved along ``joint`` by each of ``deltas`` (K,)
+        (white where nothing is drawn)."""
         on_part = self.visible & (self.labels == part)
         rest = self.visible & (self.labels != part)
         rest_depth, rest_color = self._splat(self.means[rest][None], self.colors[rest])
-        moved = self.state.joints[part].move_points(self.means[on_part], np.asarray(deltas, dtype=np.float64))
+        moved = joint.move_points(self.means[on_part], np.asarray(deltas, dtype=np.float64))
         part_depth, part_color = self._splat(moved.reshape(len(deltas), -1, 3), self.colors[on_part])
         front = part_depth < rest_depth
         out = np.where(front[..., None], part_color, rest_color)
         return np.where(np.isfinite(np.minimum(part_depth, rest_depth))[..., None], out, 1.0)
 
-    def change_iou(self, part: int, deltas: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    def change_iou(self, joint: PartJoint, part: int, deltas: np.ndarray, wanted: np.ndarray) -> np.ndarray:
         """(K,) IoU of the pixels each displacement of ``part`` changes (colour, as
         :func:`~partrm_gym.envs.task_part.changed_pixels` decides between two camera images) with ``wanted``
         (H, W) bool."""
-        images = self.images(part, np.concatenate([[0.0], np.asarray(deltas, dtype=np.float64)]))
+        images = self.images(joint, part, np.concatenate([[0.0], np.asarray(deltas, dtype=np.float64)]))
         change = np.abs(images[1:] - images[:1]).max(-1) * 255.0 > CHANGE_THRESHOLD
         target = wanted.reshape(-1)[None]
         union = (change | target).sum(1)

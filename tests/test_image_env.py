@@ -181,6 +181,8 @@ BAD_FOLDERS = [
      "check the depth unit"),
     ("depth missing inside", lambda f: _png(f, "initial.depth.png", np.zeros((32, 32), np.uint16)),
      "depth covers 0 of the"),
+    ("depth not registered", lambda f: _png(f, "input_1.depth.png", np.roll(iio.imread(f / "input_1.depth.png"), 5, 1)),
+     "input_1.depth.png is inconsistent with input_1.png"),
     ("some views' depth", lambda f: (f / "input_2.depth.png").unlink(),
      "input_2.depth.png is missing, but input_0.depth.png is there"),
     ("stray depth", lambda f: _png(f, "input_7.depth.png", np.zeros((16, 16), np.uint16)), "the depth of no image"),
@@ -213,6 +215,18 @@ def test_every_bad_folder_is_one_line_naming_the_file(exported, tmp_path, name, 
         load_task(folder)
     text = str(error.value)
     assert message in text and "\n" not in text and str(folder) in text
+
+
+def test_white_parts_of_the_object_may_have_depth(exported, tmp_path):
+    """Colour cannot tell a white surface of the object from the white background; the depth's place can."""
+    folder = copy_task(exported, tmp_path)
+    image = iio.imread(folder / "initial.png").copy()
+    depth = iio.imread(folder / "initial.depth.png")
+    rows = np.nonzero((depth > 0).any(1))[0]
+    image[rows[: len(rows) // 2]] = 255  # the object's top half painted white
+    _png(folder, "initial.png", image)
+    task = load_task(folder)
+    assert np.isfinite(task.image_depth).sum() == (depth > 0).sum()
 
 
 def test_a_malformed_oracle_is_one_line_naming_it(exported, tmp_path, model):
@@ -436,3 +450,36 @@ def test_bench_images_last_line(tmp_path, model, capsys):
     assert __import__("re").match(pattern, last), last
     report = (tmp_path / "images.md").read_text()
     assert "| known goal |" in report and "| images RGB-D |" in report
+
+
+def test_rgbd_tries_a_hinged_part_as_a_drawer_along_the_front():
+    """The head calls the sliding part hinged: RGB-D's metric registration also tries it as a drawer along +x and
+    takes the drawer; RGB keeps the head's joint type (its change masks cannot choose between motions)."""
+    from partrm_gym.envs.task import TaskConfig
+    from partrm_gym.envs.task_inference import InferenceConfig
+
+    camera = orbit_camera(35.0, 25.0, 1.5, 49.1, 48)
+    truth = _two_part_state()
+    goal = truth.copy()
+    goal.set_value(1, 0.12)  # part 1 slides out along +x
+    views = [render_images(s.gaussians(), [camera]) for s in (truth, goal)]
+    depths = (views[0].depth[0], views[1].depth[0])
+
+    def head_says_hinged():
+        state = truth.copy()
+        state.joints[1] = PartJoint("revolute", np.array([0.0, 0, 1]), np.array([0.0, 0.25, 0]), -2.0, 2.0, 0.0)
+        return state
+
+    state = head_says_hinged()
+    part, terms, info = TaskInference(TaskConfig()).infer(state, camera, views[0].rgb[0], views[1].rgb[0],
+                                                          depths=depths)
+    assert part == 1 and info["inferred_joint_type"] == "prismatic" and terms.goal == pytest.approx(0.12, abs=0.02)
+    assert state.joints[1].type == "prismatic" and np.allclose(state.joints[1].axis, [1, 0, 0])
+    state = head_says_hinged()
+    _, _, info = TaskInference(TaskConfig(), InferenceConfig(drawer_hypothesis=False)).infer(
+        state, camera, views[0].rgb[0], views[1].rgb[0], depths=depths)
+    assert info["inferred_joint_type"] != "prismatic" or info["inferred_task_part"] != 1
+    state = head_says_hinged()
+    _, _, info = TaskInference(TaskConfig()).infer(state, camera, views[0].rgb[0], views[1].rgb[0])
+    assert info["inferred_task_part"] != 1 or info["inferred_joint_type"] == "revolute"
+    assert state.joints[1].type == "revolute"
