@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import TYPE_CHECKING
 
 import torch
 
 from partrm_gym.app.bench.report import emit_report, markdown_table, median_ms
 
+if TYPE_CHECKING:
+    from partrm_gym.model.config import ModelConfig
+
 DEFAULT_CONFIGS = ("model/tiny", "model/base")
 DEFAULT_BATCHES = (1, 16)
 
 
-def forward_ms(cfg, batch: int, device: str, repeats: int) -> tuple[int, int, float]:
+def forward_ms(cfg: ModelConfig, batch: int, device: str, repeats: int) -> tuple[int, int, float]:
     """(parameters, splatter side, median ms of one forward) of ``cfg``'s network at ``batch`` (4 views each)."""
     from partrm_gym.model.networks import build_network
 
