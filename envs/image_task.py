@@ -315,8 +315,9 @@ def _refuse_stray_depth(folder: Path, views_from: str, has_goal_views: bool) -> 
     ``zero123pp`` folder): say so instead of ignoring it."""
     images = {INITIAL, GOAL} | ({PHOTO} if views_from == "zero123pp" else {input_name(k) for k in range(VIEWS)})
     images |= {input_name(k, goal=True) for k in range(VIEWS)} if has_goal_views else set()
+    allowed = {depth_name(n) for n in images}
     for path in sorted(folder.glob("*" + DEPTH_SUFFIX)):
-        if path.name not in {depth_name(n) for n in images}:
+        if path.name not in allowed:
             raise TaskFolderError(f"{path} is the depth of no image of this task (views_from: {views_from}); "
                                   f"name it <image>{DEPTH_SUFFIX} beside its image, or remove it")
 

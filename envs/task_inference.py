@@ -197,12 +197,11 @@ def depth_changed(before: np.ndarray, after: np.ndarray, tolerance: float) -> np
     return (a != b) | (a & b & (np.abs(np.where(a, before, 0.0) - np.where(b, after, 0.0)) > tolerance))
 
 
-def protrusion(state: ArticulatedState, part: int, axis: np.ndarray | None = None) -> float:
-    """How far ``part`` sticks out of the rest of the state along ``axis`` (default: its joint's; >= 0, their 98th
-    percentiles compared): how far a prismatic part can close."""
+def protrusion(state: ArticulatedState, part: int, axis: np.ndarray) -> float:
+    """How far ``part`` sticks out of the rest of the state along ``axis`` (>= 0, their 98th percentiles compared):
+    how far a prismatic part can close along it."""
     g = state.gaussians()
     visible = (g.opacities[0] > MIN_VISIBLE_OPACITY).cpu().numpy()
-    axis = state.joints[part].axis if axis is None else axis
     along = g.means[0].detach().cpu().numpy().astype(np.float64) @ axis
     labels = state.labels.cpu().numpy()
     on, rest = along[visible & (labels == part)], along[visible & (labels != part)]

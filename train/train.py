@@ -48,7 +48,7 @@ from partrm_gym.train.data_format import DatasetError
 from partrm_gym.train.dataset import MixedPartDragDataset, PartDragDataset, training_pairs
 from partrm_gym.train.losses import articulation_loss, render_loss, render_splatter, splatter_loss
 from partrm_gym.train.reconstructions import FrozenReconstructions
-from partrm_gym.train.train_config import LGM_INIT_PREFIX, TrainConfig, add_train_arguments
+from partrm_gym.train.train_config import TrainConfig, add_train_arguments
 from partrm_gym.train.train_state import latest_checkpoint, load_training_state, save_training_state
 
 CSV_FIELDS = ("step", "loss", "splatter", "render_mse", "mask", "lpips", "art_movable", "art_type", "art_axis",
@@ -224,13 +224,13 @@ def load_data(cfg: TrainConfig) -> tuple[PartDragDataset | MixedPartDragDataset,
 def initial_model(cfg: TrainConfig) -> tuple[torch.nn.Module, ModelConfig]:
     """The network the run starts from: a checkpoint folder, LGM-format weights (``lgm:PATH``), or fresh from the
     model config. Stage 3 adds an articulation head when the network has none; every other weight is kept."""
-    if cfg.init_from and cfg.init_from.startswith(LGM_INIT_PREFIX):
+    if cfg.lgm_weights is not None:
         model_cfg = load_config(ModelConfig, cfg.model)
         if model_cfg.layout != "lgm":
             raise ConfigError(f"init_from {cfg.init_from}: LGM's weights need a model config with layout: lgm; "
                               f"{cfg.model} has layout {model_cfg.layout} (e.g. model: model/lgm_big)")
         model = build_network(model_cfg)
-        load_lgm_weights(model, cfg.init_from[len(LGM_INIT_PREFIX):], progress=os.environ.get("RANK", "0") == "0")
+        load_lgm_weights(model, cfg.lgm_weights, progress=os.environ.get("RANK", "0") == "0")
     elif cfg.init_from:
         model, model_cfg, _ = load_checkpoint(cfg.init_from, device="cpu")
     else:
@@ -420,8 +420,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(TrainConfig, args.config)
     cfg = apply_overrides(cfg, out=args.out, data=args.data, steps=args.steps, init_from=args.init_from)
     check_output_folder(cfg.out, "out (the run folder)")
-    if cfg.init_from and cfg.init_from.startswith(LGM_INIT_PREFIX):
-        check_lgm_file(cfg.init_from[len(LGM_INIT_PREFIX):])  # before minutes of loading data
+    if cfg.lgm_weights is not None:
+        check_lgm_file(cfg.lgm_weights)  # before minutes of loading data
 
     # -- processes and devices
     procs = setup_processes(cfg)

@@ -56,6 +56,13 @@ class TrainConfig:
     # third more compute for a fraction of the activation memory, docs/scale.md)
     activation_checkpointing: bool = False
 
+    @property
+    def lgm_weights(self) -> str | None:
+        """The LGM-format weights file of ``init_from: lgm:PATH`` (None: init_from is a checkpoint folder, or unset)."""
+        if self.init_from and self.init_from.startswith(LGM_INIT_PREFIX):
+            return self.init_from[len(LGM_INIT_PREFIX):]
+        return None
+
     def __post_init__(self) -> None:
         if self.stage not in (0, 1, 2, 3):
             raise ValueError(f"stage must be 0, 1, 2 or 3, got {self.stage}")
